@@ -30,10 +30,19 @@ def main(argv: list[str] | None = None) -> int:
     up.add_argument(
         "--kafka-version", default=None, help="Apache Kafka version, e.g. 3.9.1 or 4.1.1"
     )
+    up.add_argument(
+        "--any-free-port",
+        action="store_true",
+        help="use free ports instead of the defaults (Kafka 9092, S3 9000, Genesys 8089, CRM 8090)",
+    )
     args = parser.parse_args(argv)
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    stack = LocalStack(work_dir=args.work_dir, ports=StackPorts(), kafka_version=args.kafka_version)
+    stack = LocalStack(
+        work_dir=args.work_dir,
+        ports=StackPorts.any_free() if args.any_free_port else StackPorts(),
+        kafka_version=args.kafka_version,
+    )
     stopping = threading.Event()
     signal.signal(signal.SIGINT, lambda *_: stopping.set())
     signal.signal(signal.SIGTERM, lambda *_: stopping.set())

@@ -1,0 +1,144 @@
+"""The `stream-app` command: worker, produce and demo."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import sys
+from dataclasses import asdict
+from pathlib import Path
+
+from stream_app.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+
+def _configure_logging(level: str) -> None:
+    logging.basicConfig(
+        level=level, format="%(asctime)s %(levelname)s %(name)s %(message)s", stream=sys.stderr
+    )
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    from stream_app.topics import ensure_topics  # noqa: PLC0415 - faust is slow to import
+    from stream_app.worker.app import StreamWorker  # noqa: PLC0415
+
+    settings = Settings()
+    _configure_logging(settings.log_level)
+    logger.info("Settings: %s", json.dumps(settings.masked_dump(), sort_keys=True))
+    asyncio.run(ensure_topics(settings))
+    worker = StreamWorker(settings)
+    import faust  # noqa: PLC0415
+
+    faust.Worker(
+        worker.app, loglevel=settings.log_level.lower(), quiet=True
+    ).execute_from_commandline()
+    return 0
+
+
+def cmd_produce(args: argparse.Namespace) -> int:
+    from stream_app.mapping import load_mapping  # noqa: PLC0415
+    from stream_app.produce import produce_file  # noqa: PLC0415
+    from stream_app.topics import ensure_topics  # noqa: PLC0415
+
+    settings = Settings()
+    _configure_logging(settings.log_level)
+    mapping_path = args.mapping or settings.mapping_file
+    if mapping_path is None:
+        print(
+            "stream-app produce: --mapping FILE is required (or set STREAM_APP_MAPPING_FILE)",
+            file=sys.stderr,
+        )
+        return 2
+    mapping = load_mapping(mapping_path)
+
+    async def run() -> None:
+        await ensure_topics(settings)
+        summary = await produce_file(
+            settings,
+            args.file,
+            mapping,
+            args.contact_list,
+            encoding=args.encoding,
+            source=args.source,
+        )
+        print(f"Published {summary.produced} contact events to {summary.topic}", end="")
+        print(
+            f"; {summary.skipped_without_id} rows without a contact id were skipped"
+            if summary.skipped_without_id
+            else ""
+        )
+
+    asyncio.run(run())
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from stream_app.demo import DEFAULT_INPUT, DEFAULT_MAPPING, format_table, run_demo  # noqa: PLC0415
+
+    _configure_logging("WARNING" if args.json else "INFO")
+    summary = asyncio.run(
+        run_demo(
+            args.input or DEFAULT_INPUT,
+            args.mapping or DEFAULT_MAPPING,
+            timeout_seconds=args.timeout,
+            show_progress=not args.json,
+            produce_twice=args.twice,
+        )
+    )
+    if args.json:
+        print(json.dumps(asdict(summary), sort_keys=True))
+    else:
+        print(format_table(summary))
+    return 0 if summary.unaccounted == 0 else 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="stream-app", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    worker = sub.add_parser(
+        "worker", help="run the faust worker (settings from STREAM_APP_* variables)"
+    )
+    worker.set_defaults(handler=cmd_worker)
+
+    produce = sub.add_parser("produce", help="publish a CSV or JSONL file as contact events")
+    produce.add_argument(
+        "file", type=Path, help="CSV or JSONL file (.jsonl: one JSON object per line)"
+    )
+    produce.add_argument(
+        "--mapping", type=Path, help="TOML mapping file; default STREAM_APP_MAPPING_FILE"
+    )
+    produce.add_argument(
+        "--contact-list", help="target contact list; default: the mapping's default"
+    )
+    produce.add_argument(
+        "--encoding", default="auto", help="file encoding, or auto to detect it (default)"
+    )
+    produce.add_argument(
+        "--source", default="file", help="source system name written into each event"
+    )
+    produce.set_defaults(handler=cmd_produce)
+
+    demo = sub.add_parser("demo", help="run the main job end to end on the embedded local stack")
+    demo.add_argument("--input", type=Path, help="input file (default: the CMS hospital file)")
+    demo.add_argument("--mapping", type=Path, help="mapping file for --input")
+    demo.add_argument(
+        "--json", action="store_true", help="print one JSON object instead of a table"
+    )
+    demo.add_argument("--timeout", type=float, default=900.0, help="seconds to wait for accounting")
+    demo.add_argument(
+        "--twice",
+        action="store_true",
+        help="publish the input twice; the second run must be all duplicates",
+    )
+    demo.set_defaults(handler=cmd_demo)
+
+    args = parser.parse_args(argv)
+    return int(args.handler(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

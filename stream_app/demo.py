@@ -1,0 +1,262 @@
+"""`stream-app demo`: the main job end to end on the embedded local stack.
+
+It starts the local stack (Kafka, S3, the Genesys Cloud emulator, the CRM receiver), creates the
+target contact list in the emulator, starts a worker as a child process, publishes the input file
+(by default the CMS hospital file shipped with the package), and waits until every published record
+is accounted for: imported, rejected with a reason, or counted as a duplicate. Then it prints a
+summary and stops everything it started.
+
+Accounting reads the results topic (one import result per batch, deduplicated by batch id, since
+a replayed batch publishes its result again) and the dead-letter topic for records rejected before
+they joined a batch (decode and routing failures).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from tqdm import tqdm
+
+from local_stack.stack import PROJECT_ROOT, LocalStack, StackPorts
+from stream_app.genesys.client import GenesysClient
+from stream_app.mapping import FieldMapping, load_mapping
+from stream_app.produce import produce_file
+from stream_app.settings import Settings
+from stream_app.topics import ensure_topics
+
+logger = logging.getLogger(__name__)
+
+DEMO_DATA = resources.files("stream_app") / "demo_data"
+DEFAULT_INPUT = Path(str(DEMO_DATA / "cms-hospital-general-information-2017.csv"))
+DEFAULT_MAPPING = Path(str(DEMO_DATA / "cms-hospitals.mapping.toml"))
+
+
+@dataclass
+class DemoSummary:
+    records_read: int = 0
+    records_valid: int = 0
+    records_rejected: int = 0
+    duplicates: int = 0
+    contacts_imported: int = 0
+    contacts_in_genesys: int = 0
+    batches: int = 0
+    webhook_deliveries: int = 0
+    dead_letter_records: int = 0
+    rejections_by_rule: dict[str, int] = field(default_factory=dict)
+    unaccounted: int = 0
+    seconds: float = 0.0
+
+    def accounted(self) -> int:
+        return self.contacts_imported + self.records_rejected + self.duplicates
+
+
+class ResultTally:
+    """Reads the results and dead-letter topics and adds up what happened to the records."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.results: dict[str, dict[str, Any]] = {}
+        self.early_rejections: dict[tuple[int, int], dict[str, Any]] = {}
+        self._consumer: AIOKafkaConsumer | None = None
+
+    async def start(self) -> None:
+        topics = self.settings.topics
+        self._consumer = AIOKafkaConsumer(
+            bootstrap_servers=self.settings.kafka.bootstrap_servers, enable_auto_commit=False
+        )
+        await self._consumer.start()
+        partitions = [
+            TopicPartition(topic, partition)
+            for topic in (topics.import_results, topics.dead_letter)
+            for partition in range(topics.partitions)
+        ]
+        self._consumer.assign(partitions)
+        await self._consumer.seek_to_beginning(*partitions)
+
+    async def stop(self) -> None:
+        if self._consumer is not None:
+            await self._consumer.stop()
+
+    async def poll(self) -> None:
+        assert self._consumer is not None
+        batches = await self._consumer.getmany(timeout_ms=500, max_records=5000)
+        for tp, messages in batches.items():
+            for message in messages:
+                body = json.loads(message.value)
+                if tp.topic == self.settings.topics.import_results:
+                    self.results[body["batch_id"]] = body
+                elif body.get("stage") in {"decode", "routing"}:
+                    self.early_rejections[(body["partition"], body["offset"])] = body
+
+    def summary(self, records_read: int) -> DemoSummary:
+        summary = DemoSummary(records_read=records_read, batches=len(self.results))
+        by_rule: dict[str, int] = {}
+        for result in self.results.values():
+            counts = result["counts"]
+            summary.records_valid += counts["valid"] - counts["failed"]
+            summary.records_rejected += counts["rejected"] + counts["failed"]
+            summary.duplicates += counts["duplicates"]
+            summary.contacts_imported += counts["imported"]
+            for record in result["records"]:
+                for reason in record.get("reasons", []) if record["outcome"] == "rejected" else []:
+                    by_rule[reason["rule"]] = by_rule.get(reason["rule"], 0) + 1
+        for rejected in self.early_rejections.values():
+            summary.records_rejected += 1
+            for reason in rejected["reasons"]:
+                by_rule[reason["rule"]] = by_rule.get(reason["rule"], 0) + 1
+        summary.dead_letter_records = len(self.early_rejections)
+        summary.rejections_by_rule = dict(sorted(by_rule.items()))
+        summary.unaccounted = records_read - summary.accounted()
+        return summary
+
+
+def list_definition(
+    mapping: FieldMapping, reference: str
+) -> tuple[list[str], list[str], list[str]]:
+    """Columns, phone columns and e-mail columns of the list the demo creates.
+
+    Columns are the mapping's list columns in file order; a column whose name contains "phone" is
+    a phone column and one that contains "email" an e-mail column.
+    """
+    list_mapping = mapping.for_list(reference)
+    assert list_mapping is not None
+    if list_mapping.columns is None:
+        raise ValueError(f"the demo needs explicit [lists.{reference}.columns] to create the list")
+    columns = list(list_mapping.columns)
+    phones = [column for column in columns if "phone" in column.lower()]
+    emails = [column for column in columns if "email" in column.lower()]
+    return columns, phones, emails
+
+
+async def run_demo(
+    input_path: Path = DEFAULT_INPUT,
+    mapping_path: Path = DEFAULT_MAPPING,
+    *,
+    work_dir: Path | None = None,
+    timeout_seconds: float = 600.0,
+    show_progress: bool = True,
+    produce_twice: bool = False,
+) -> DemoSummary:
+    """Run the whole demo and return its summary; every process it starts is stopped on return."""
+    started = time.monotonic()
+    work_dir = work_dir or PROJECT_ROOT / ".cache" / "demo" / time.strftime("%Y%m%d-%H%M%S")
+    mapping = load_mapping(mapping_path)
+    reference = mapping.default_contact_list
+    if reference is None:
+        raise ValueError(f"{mapping_path} has no [defaults] contact_list for the demo to create")
+
+    stack = LocalStack(work_dir=work_dir, ports=StackPorts())
+    await asyncio.to_thread(stack.start)
+    worker = None
+    try:
+        env = {**os.environ, **stack.env()}
+        env["STREAM_APP_MAPPING_FILE"] = str(mapping_path)
+        env["STREAM_APP_DATA_DIR"] = str(work_dir / "worker-data")
+        env["STREAM_APP_WEB_PORT"] = "0"
+        settings = Settings(_env_file=None, **_settings_from_env(env))
+
+        await ensure_topics(settings)
+        columns, phones, emails = list_definition(mapping, reference)
+        async with GenesysClient(settings.genesys) as genesys:
+            existing = await genesys.find_contact_list(reference)
+            contact_list = existing or await genesys.create_contact_list(
+                name=reference, column_names=columns, phone_columns=phones, email_columns=emails
+            )
+
+            worker = await _start_worker(env, work_dir)
+            tally = ResultTally(settings)
+            await tally.start()
+            try:
+                produced = await produce_file(
+                    settings, input_path, mapping, reference, show_progress=show_progress
+                )
+                total = produced.produced
+                if produce_twice:
+                    second = await produce_file(
+                        settings, input_path, mapping, reference, show_progress=show_progress
+                    )
+                    total += second.produced
+                summary = await _wait_until_accounted(
+                    tally, total, stack, timeout_seconds, show_progress
+                )
+            finally:
+                await tally.stop()
+            summary.contacts_in_genesys = await genesys.count_contacts(contact_list.id)
+        summary.seconds = round(time.monotonic() - started, 1)
+        return summary
+    finally:
+        if worker is not None:
+            worker.terminate()
+            try:
+                await asyncio.wait_for(worker.wait(), 30)
+            except TimeoutError:
+                worker.kill()
+        await asyncio.to_thread(stack.stop)
+
+
+def _settings_from_env(env: dict[str, str]) -> dict[str, Any]:
+    # Settings reads os.environ; the demo's values live in `env`, so pass them through.
+    os.environ.update(
+        {name: value for name, value in env.items() if name.startswith("STREAM_APP_")}
+    )
+    return {}
+
+
+async def _start_worker(env: dict[str, str], work_dir: Path) -> asyncio.subprocess.Process:
+    log_path = work_dir / "logs" / "worker.log"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    log = log_path.open("ab")
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "stream_app.cli", "worker", env=env, stdout=log, stderr=log
+    )
+    logger.info("Started worker (pid %d), log %s", process.pid, log_path)
+    return process
+
+
+async def _wait_until_accounted(
+    tally: ResultTally, records: int, stack: LocalStack, timeout_seconds: float, show_progress: bool
+) -> DemoSummary:
+    deadline = time.monotonic() + timeout_seconds
+    progress = tqdm(
+        total=records, unit=" records", desc="Accounted", disable=not show_progress, file=sys.stderr
+    )
+    summary = tally.summary(records)
+    while time.monotonic() < deadline:
+        await tally.poll()
+        summary = tally.summary(records)
+        progress.n = summary.accounted()
+        progress.refresh()
+        if summary.unaccounted <= 0:
+            deliveries = await asyncio.to_thread(stack.crm.deliveries)
+            summary.webhook_deliveries = len(
+                {d["webhook_id"] for d in deliveries if d["signature_valid"]}
+            )
+            if summary.webhook_deliveries >= summary.batches:
+                break
+        await asyncio.sleep(0.5)
+    progress.close()
+    return summary
+
+
+def format_table(summary: DemoSummary) -> str:
+    rows = [
+        (name, value) for name, value in asdict(summary).items() if name != "rejections_by_rule"
+    ]
+    width = max(len(name) for name, _ in rows)
+    lines = [f"{name:<{width}}  {value}" for name, value in rows]
+    if summary.rejections_by_rule:
+        lines.append("rejections by rule:")
+        lines.extend(
+            f"  {rule:<{width - 2}}  {count}" for rule, count in summary.rejections_by_rule.items()
+        )
+    return "\n".join(lines)

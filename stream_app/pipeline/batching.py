@@ -1,0 +1,159 @@
+"""Batches per (partition, contact list), bounded by records, bytes and time.
+
+A batch holds every record of one source partition addressed to one contact list, in offset order:
+the ones to write to Genesys Cloud, the rejected ones and the duplicates, so that one import result
+reports all of them and their offsets are acknowledged together once the outcome is durable. A batch
+closes when it reaches `max_records` or `max_bytes`, when it has been open `max_seconds`, or before a
+second write for a contact id it already holds, so operations on one contact reach Genesys in order.
+
+This module is pure: no Kafka, no I/O. The faust agent feeds it and flushes what it returns.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from schemas.reason import Reason
+from stream_app.settings import BatchSettings
+
+# uuid5 namespace for batch ids, so a replayed batch gets the id it had before.
+BATCH_NAMESPACE = uuid.UUID("6f0d4a5e-5d0c-4bb9-9a57-0c1b1f1e7a10")
+
+
+class Outcome(StrEnum):
+    SUBMIT = "submit"
+    REJECTED = "rejected"
+    DUPLICATE = "duplicate"
+
+
+@dataclass(slots=True)
+class BatchRecord:
+    """One consumed record and what the pipeline decided for it."""
+
+    partition: int
+    offset: int
+    outcome: Outcome
+    operation: str = "upsert"
+    event_id: str | None = None
+    contact_id: str | None = None
+    data: dict[str, str] | None = None
+    reasons: tuple[Reason, ...] = ()
+    dedupe_key: str | None = None
+    dedupe_entry: str | None = None  # the entry this record writes, encoded
+    previous_entry: str | None = None  # the entry it replaced, restored if the batch fails
+    occurred_at: float | None = None  # Unix seconds, from the event
+    key: bytes | None = None
+    raw_value: bytes | None = None  # kept for rejected records only, for the dead-letter topic
+    size: int = 0
+    handle: Any = None  # the faust event, acknowledged when the batch is done
+
+
+@dataclass
+class Batch:
+    topic: str
+    partition: int
+    contact_list_id: str
+    contact_list_name: str
+    opened_at: float
+    records: list[BatchRecord] = field(default_factory=list)
+    byte_size: int = 0
+    submitted_ids: set[str] = field(default_factory=set)
+
+    @property
+    def first_offset(self) -> int:
+        return self.records[0].offset
+
+    @property
+    def last_offset(self) -> int:
+        return self.records[-1].offset
+
+    @property
+    def batch_id(self) -> str:
+        """A UUID derived from topic, partition, contact list and offset range."""
+        name = (
+            f"{self.topic}/{self.partition}/{self.contact_list_id}/"
+            f"{self.first_offset}-{self.last_offset}"
+        )
+        return str(uuid.uuid5(BATCH_NAMESPACE, name))
+
+    def object_key(self, prefix: str) -> str:
+        """The S3 key of the batch's CSV; the manifest sits beside it with `.manifest.json`."""
+        return (
+            f"{prefix.strip('/')}/{self.topic}/partition={self.partition:04d}/"
+            f"{self.first_offset:020d}-{self.last_offset:020d}.{self.contact_list_id}.csv"
+        )
+
+    def records_with(self, outcome: Outcome) -> list[BatchRecord]:
+        return [record for record in self.records if record.outcome is outcome]
+
+
+class BatchBuffer:
+    """Open batches keyed by (partition, contact list id).
+
+    Not thread-safe; the pipeline serialises calls with one asyncio lock.
+    """
+
+    def __init__(self, topic: str, limits: BatchSettings, clock: Callable[[], float]) -> None:
+        self.topic = topic
+        self.limits = limits
+        self.clock = clock
+        self._open: dict[tuple[int, str], Batch] = {}
+
+    def __len__(self) -> int:
+        return sum(len(batch.records) for batch in self._open.values())
+
+    def add(self, record: BatchRecord, contact_list_id: str, contact_list_name: str) -> list[Batch]:
+        """Add `record` and return the batches that are now closed, oldest first."""
+        closed: list[Batch] = []
+        slot = (record.partition, contact_list_id)
+        batch = self._open.get(slot)
+
+        if (
+            batch is not None
+            and record.outcome is Outcome.SUBMIT
+            and record.contact_id in batch.submitted_ids
+        ):
+            closed.append(self._open.pop(slot))
+            batch = None
+
+        if batch is None:
+            batch = Batch(
+                self.topic, record.partition, contact_list_id, contact_list_name, self.clock()
+            )
+            self._open[slot] = batch
+
+        batch.records.append(record)
+        batch.byte_size += record.size
+        if record.outcome is Outcome.SUBMIT and record.contact_id is not None:
+            batch.submitted_ids.add(record.contact_id)
+
+        if (
+            len(batch.records) >= self.limits.max_records
+            or batch.byte_size >= self.limits.max_bytes
+        ):
+            closed.append(self._open.pop(slot))
+        return closed
+
+    def due(self) -> list[Batch]:
+        """Close and return the batches open for `max_seconds` or longer."""
+        now = self.clock()
+        slots = [
+            slot
+            for slot, batch in self._open.items()
+            if now - batch.opened_at >= self.limits.max_seconds
+        ]
+        return [self._open.pop(slot) for slot in slots]
+
+    def pop_partition(self, partition: int) -> list[Batch]:
+        """Close and return every open batch of `partition`, as on revocation."""
+        slots = [slot for slot in self._open if slot[0] == partition]
+        return [self._open.pop(slot) for slot in slots]
+
+    def pop_all(self) -> list[Batch]:
+        batches = list(self._open.values())
+        self._open.clear()
+        return batches

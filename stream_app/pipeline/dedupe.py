@@ -1,0 +1,104 @@
+"""The dedupe decision: is this record new, an update, a duplicate, or a replay of itself?
+
+Identity is (contact list, contact id). The table keeps, per identity, a fingerprint of the mapped
+content last accepted and the source position (partition, offset) of the record that set it. The
+position is what keeps a replay safe: after a crash the worker re-reads records whose table entries
+were already written but whose offsets were never committed, and such a record finds its own
+position in the table, so it is processed again rather than counted as a duplicate of itself.
+
+This module is pure: it decides, and the pipeline reads and writes the faust table.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+
+_SEPARATOR = "\x1f"  # ASCII unit separator: cannot occur in a trimmed, validated value
+
+
+class Decision(StrEnum):
+    NEW = "new"
+    UPDATE = "update"
+    DUPLICATE = "duplicate"
+    REPLAY = "replay"
+
+    @property
+    def submits(self) -> bool:
+        """True when the record must be written to Genesys Cloud."""
+        return self is not Decision.DUPLICATE
+
+
+@dataclass(frozen=True, slots=True)
+class DedupeEntry:
+    """What the table stores for one identity."""
+
+    fingerprint: str
+    partition: int
+    offset: int
+    accepted_at: float  # Unix seconds
+
+    def encode(self) -> str:
+        return f"{self.fingerprint}:{self.partition}:{self.offset}:{self.accepted_at:.0f}"
+
+    @classmethod
+    def decode(cls, text: str) -> DedupeEntry:
+        """Parse `encode()` output; raise ValueError on anything else."""
+        fingerprint, partition, offset, accepted_at = text.split(":")
+        return cls(fingerprint, int(partition), int(offset), float(accepted_at))
+
+
+def identity_key(contact_list_id: str, contact_id: str) -> str:
+    return f"{contact_list_id}{_SEPARATOR}{contact_id}"
+
+
+def channel_key(contact_list_id: str, channels: list[str]) -> str:
+    """Identity on normalised phone numbers and e-mail addresses, for seed-style dedupe."""
+    return f"{contact_list_id}{_SEPARATOR}channels{_SEPARATOR}{_SEPARATOR.join(sorted(channels))}"
+
+
+def fingerprint(operation: str, data: Mapping[str, str]) -> str:
+    """Return a 16-byte BLAKE2b hex digest of the operation and the mapped, cleaned content.
+
+    Column order does not matter; values are compared after validation, so "334-793-8701" and
+    "+13347938701" in the same column fingerprint alike.
+    """
+    digest = hashlib.blake2b(digest_size=16)
+    digest.update(operation.encode())
+    for column in sorted(data):
+        digest.update(_SEPARATOR.encode())
+        digest.update(column.encode())
+        digest.update(_SEPARATOR.encode())
+        digest.update(data[column].encode())
+    return digest.hexdigest()
+
+
+def decide(
+    previous: DedupeEntry | None,
+    content_fingerprint: str,
+    *,
+    partition: int,
+    offset: int,
+    now: float,
+    expire_seconds: float,
+) -> Decision:
+    """Decide what to do with a record, given the table entry for its identity.
+
+    - no entry, or an entry older than `expire_seconds`: NEW;
+    - an entry written by this very record (same partition and offset): REPLAY, so it is
+      submitted again, which the upsert by contact id makes harmless;
+    - same fingerprint from another position: DUPLICATE, counted and not submitted;
+    - a different fingerprint: UPDATE.
+    """
+    if previous is None or now - previous.accepted_at > expire_seconds:
+        return Decision.NEW
+
+    if previous.partition == partition and previous.offset == offset:
+        return Decision.REPLAY
+
+    if previous.fingerprint == content_fingerprint:
+        return Decision.DUPLICATE
+
+    return Decision.UPDATE

@@ -1,0 +1,341 @@
+"""Flushing one closed batch: archive to S3, write to Genesys Cloud, report the outcome.
+
+`BatchFlusher.flush` is the only place where a batch's records leave the worker. In order:
+1. the valid upserts are encoded as CSV in the list's column order and archived to S3 with a JSON
+   manifest (retried until S3 accepts it: the agent waits, so no new records are taken meanwhile);
+2. the upserts go to Genesys Cloud, through POST .../contacts in chunks or, from
+   `upload_threshold` upserts on, through the CSV upload and the import status; then the deletes;
+3. records that were rejected by validation or by Genesys Cloud go to the dead-letter topic;
+4. the import result goes to the results topic.
+Only after all four may the caller acknowledge the batch's offsets. A Genesys failure that is
+permanent, or still retriable after the client's retry time, fails the batch's writes: those
+records are rejected with the API's reason instead of being committed as if imported.
+
+This module knows nothing of faust: it gets callables to publish, and it returns what happened.
+"""
+
+from __future__ import annotations
+
+import logging
+import statistics
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from schemas.import_result import (
+    GenesysImport,
+    ImportCounts,
+    ImportResult,
+    ImportTimings,
+    RecordOutcome,
+    S3Object,
+)
+from schemas.reason import Reason
+from schemas.rejected_record import RejectedRecord
+from stream_app.archive import ArchivedBatch, BatchArchive, S3UnavailableError
+from stream_app.csv_codec import encode_csv
+from stream_app.genesys.client import ContactWrite, GenesysClient
+from stream_app.genesys.errors import GenesysError, GenesysPermanentError, GenesysRetriableError
+from stream_app.pipeline.batching import Batch, BatchRecord, Outcome
+from stream_app.settings import Settings
+from stream_app.validation.contact_list import ContactListSchema
+
+logger = logging.getLogger(__name__)
+
+PublishRejected = Callable[[BatchRecord, RejectedRecord], Awaitable[None]]
+PublishResult = Callable[[ImportResult], Awaitable[None]]
+
+
+@dataclass
+class FlushReport:
+    """What a flush did, for the caller's table updates, metrics and the demo's accounting."""
+
+    result: ImportResult
+    failed_records: list[BatchRecord] = field(default_factory=list)
+
+
+class BatchFlusher:
+    def __init__(
+        self,
+        settings: Settings,
+        genesys: GenesysClient,
+        archive: BatchArchive,
+        publish_rejected: PublishRejected,
+        publish_result: PublishResult,
+        *,
+        s3_retry_pause_seconds: float = 5.0,
+        sleep: Callable[[float], Awaitable[None]] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.genesys = genesys
+        self.archive = archive
+        self.publish_rejected = publish_rejected
+        self.publish_result = publish_result
+        self._s3_retry_pause = s3_retry_pause_seconds
+        self._sleep = sleep
+
+    async def flush(self, batch: Batch, schema: ContactListSchema, id_column: str) -> FlushReport:
+        """Run the four steps for `batch`; raise only for configuration errors.
+
+        S3 outages are waited out here (each S3UnavailableError is logged and the write tried
+        again), so a return means the batch's outcome is durable and its offsets may be committed.
+        """
+        started = datetime.now(tz=UTC)
+        submit = batch.records_with(Outcome.SUBMIT)
+        upserts = [record for record in submit if record.operation == "upsert"]
+        deletes = [record for record in submit if record.operation == "delete"]
+
+        archived: ArchivedBatch | None = None
+        if submit:
+            archived = await self._archive(batch, schema, upserts, deletes, started)
+
+        genesys_info: GenesysImport | None = None
+        failure: Reason | None = None
+        request_ids: list[str] = []
+        if submit:
+            genesys_info, failure = await self._submit(
+                batch, schema, id_column, upserts, deletes, request_ids
+            )
+
+        failed = submit if failure is not None else []
+        if failure is not None:
+            for record in failed:
+                record.reasons = (failure,)
+
+        finished = datetime.now(tz=UTC)
+        await self._publish_rejections(batch, failed, finished)
+        result = self._result(batch, archived, genesys_info, failed, started, finished)
+        await self.publish_result(result)
+        logger.info(
+            "Batch %s for list %s (partition %d, offsets %d-%d): %d received, %d submitted, %d failed, "
+            "%d rejected, %d duplicates",
+            result.batch_id,
+            batch.contact_list_id,
+            batch.partition,
+            batch.first_offset,
+            batch.last_offset,
+            result.counts.received,
+            result.counts.submitted,
+            result.counts.failed,
+            result.counts.rejected,
+            result.counts.duplicates,
+        )
+        return FlushReport(result, failed)
+
+    async def _archive(
+        self,
+        batch: Batch,
+        schema: ContactListSchema,
+        upserts: list[BatchRecord],
+        deletes: list[BatchRecord],
+        started: datetime,
+    ) -> ArchivedBatch:
+        columns = list(schema.column_names)
+        rows = [[(record.data or {}).get(column, "") for column in columns] for record in upserts]
+        csv_bytes = encode_csv(columns, rows)
+        manifest = {
+            "batch_id": batch.batch_id,
+            "topic": batch.topic,
+            "partition": batch.partition,
+            "first_offset": batch.first_offset,
+            "last_offset": batch.last_offset,
+            "contact_list_id": batch.contact_list_id,
+            "contact_list_name": batch.contact_list_name,
+            "rows": len(rows),
+            "upsert_offsets": [record.offset for record in upserts],
+            "deletes": [
+                {"offset": record.offset, "contact_id": record.contact_id} for record in deletes
+            ],
+            "created_at": started.isoformat(),
+        }
+        key = batch.object_key(self.settings.s3.prefix)
+        while True:
+            try:
+                return await self.archive.put_batch(key, csv_bytes, manifest)
+            except S3UnavailableError as exc:
+                logger.warning(
+                    "Batch %s waits for S3; no offsets are committed meanwhile: %s",
+                    batch.batch_id,
+                    exc,
+                )
+                if self._sleep is not None:
+                    await self._sleep(self._s3_retry_pause)
+
+    async def _submit(
+        self,
+        batch: Batch,
+        schema: ContactListSchema,
+        id_column: str,
+        upserts: list[BatchRecord],
+        deletes: list[BatchRecord],
+        request_ids: list[str],
+    ) -> tuple[GenesysImport, Reason | None]:
+        method = "upload" if len(upserts) >= self.settings.genesys.upload_threshold else "contacts"
+        state: str | None = None
+        upload_key: str | None = None
+        try:
+            if upserts and method == "contacts":
+                writes = [
+                    ContactWrite(id=record.contact_id or "", data=record.data or {})
+                    for record in upserts
+                ]
+                await self.genesys.add_contacts(batch.contact_list_id, writes)
+            elif upserts:
+                columns = list(schema.column_names)
+                rows = [
+                    [(record.data or {}).get(column, "") for column in columns]
+                    for record in upserts
+                ]
+                ticket = await self.genesys.upload_contacts_csv(
+                    batch.contact_list_id, encode_csv(columns, rows), id_column
+                )
+                upload_key = ticket.upload_key
+                outcome = await self.genesys.wait_for_import(batch.contact_list_id, len(upserts))
+                state = outcome.state
+            if deletes:
+                await self.genesys.delete_contacts(
+                    batch.contact_list_id, [record.contact_id or "" for record in deletes]
+                )
+        except GenesysPermanentError as exc:
+            logger.warning("Genesys Cloud rejected batch %s: %s", batch.batch_id, exc)
+            failure_reason = getattr(exc, "failure_reason", None)
+            info = GenesysImport(
+                method=method,  # type: ignore[arg-type]
+                import_state="FAILED" if failure_reason else state,
+                failure_reason=failure_reason,
+                request_ids=request_ids,
+                upload_key=upload_key,
+            )
+            return info, _genesys_reason(exc, retriable=False)
+        except GenesysRetriableError as exc:
+            logger.warning(
+                "Genesys Cloud unavailable for batch %s after retries: %s", batch.batch_id, exc
+            )
+            info = GenesysImport(method=method, request_ids=request_ids, upload_key=upload_key)  # type: ignore[arg-type]
+            return info, _genesys_reason(exc, retriable=True)
+
+        info = GenesysImport(
+            method=method,  # type: ignore[arg-type]
+            import_state=state,
+            request_ids=request_ids,
+            upload_key=upload_key,
+        )
+        return info, None
+
+    async def _publish_rejections(
+        self, batch: Batch, failed: list[BatchRecord], now: datetime
+    ) -> None:
+        for record in batch.records:
+            if record.outcome is Outcome.REJECTED:
+                stage = "validation"
+            elif record in failed:
+                stage = "import"
+            else:
+                continue
+            rejected = RejectedRecord.from_message(
+                topic=batch.topic,
+                partition=record.partition,
+                offset=record.offset,
+                key=record.key,
+                value=record.raw_value or b"",
+                reasons=record.reasons,
+                stage=stage,  # type: ignore[arg-type]
+                rejected_at=now,
+                contact_list=batch.contact_list_id,
+            )
+            await self.publish_rejected(record, rejected)
+
+    def _result(
+        self,
+        batch: Batch,
+        archived: ArchivedBatch | None,
+        genesys_info: GenesysImport | None,
+        failed: list[BatchRecord],
+        started: datetime,
+        finished: datetime,
+    ) -> ImportResult:
+        failed_ids = {id(record) for record in failed}
+        outcomes: list[RecordOutcome] = []
+        latencies: list[float] = []
+        now = time.time()
+        for record in batch.records:
+            outcome = _record_outcome(record, id(record) in failed_ids)
+            outcomes.append(outcome)
+            if outcome.outcome in {"accepted", "deleted"} and record.occurred_at is not None:
+                latencies.append((now - record.occurred_at) * 1000)
+
+        rejected = len(batch.records_with(Outcome.REJECTED))
+        duplicates = len(batch.records_with(Outcome.DUPLICATE))
+        submitted = len(batch.records_with(Outcome.SUBMIT))
+        counts = ImportCounts(
+            received=len(batch.records),
+            valid=submitted,
+            rejected=rejected,
+            duplicates=duplicates,
+            submitted=submitted,
+            imported=submitted - len(failed),
+            failed=len(failed),
+        )
+        s3 = (
+            S3Object(bucket=archived.bucket, key=archived.key, manifest_key=archived.manifest_key)
+            if archived
+            else None
+        )
+        timings = ImportTimings(
+            started_at=started,
+            finished_at=finished,
+            event_to_accepted_ms_p50=int(statistics.median(latencies)) if latencies else None,
+            event_to_accepted_ms_max=int(max(latencies)) if latencies else None,
+        )
+        return ImportResult(
+            batch_id=batch.batch_id,
+            contact_list=batch.contact_list_id,
+            contact_list_name=batch.contact_list_name,
+            counts=counts,
+            s3=s3,
+            genesys=genesys_info,
+            timings=timings,
+            records=outcomes,
+        )
+
+
+def _record_outcome(record: BatchRecord, failed: bool) -> RecordOutcome:
+    operation: Any = record.operation
+    common = {
+        "source_id": record.contact_id or "",
+        "event_id": record.event_id or "",
+        "operation": operation,
+    }
+    if record.outcome is Outcome.REJECTED or failed:
+        return RecordOutcome(**common, outcome="rejected", reasons=list(record.reasons))
+    if record.outcome is Outcome.DUPLICATE:
+        return RecordOutcome(**common, outcome="duplicate", genesys_contact_id=record.contact_id)
+    if record.operation == "delete":
+        return RecordOutcome(**common, outcome="deleted", genesys_contact_id=record.contact_id)
+    return RecordOutcome(**common, outcome="accepted", genesys_contact_id=record.contact_id)
+
+
+def _genesys_reason(exc: GenesysError, *, retriable: bool) -> Reason:
+    failure_reason = getattr(exc, "failure_reason", None)
+    if retriable:
+        return Reason(
+            field=None,
+            rule="genesys.unavailable",
+            message=f"Genesys Cloud did not accept the batch within the retry time: {exc}",
+            fix="Re-send the record from the dead-letter topic once Genesys Cloud is reachable.",
+        )
+    if failure_reason:
+        return Reason(
+            field=None,
+            rule="genesys.import_failed",
+            message=f"The Genesys Cloud import failed with {failure_reason}.",
+            fix="Check the contact list's columns against the mapping file, then re-send the record.",
+        )
+    return Reason(
+        field=None,
+        rule="genesys.rejected",
+        message=f"Genesys Cloud rejected the write: {exc}",
+        fix="Correct the contact list or the record as the message says, then re-send the record.",
+    )

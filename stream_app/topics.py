@@ -1,0 +1,58 @@
+"""Create the service's topics with the configured partition count before anything uses them.
+
+The dedupe table is co-partitioned with the contact-events topic, so that topic must have exactly
+`topics.partitions` partitions. A broker with auto-create enabled would otherwise create it on the
+first produce with its own default count.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError
+
+from stream_app.errors import ConfigurationError
+from stream_app.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+
+async def ensure_topics(settings: Settings) -> None:
+    """Create missing topics; raise ConfigurationError if contact-events has another partition count."""
+    topics = settings.topics
+    wanted = {
+        topics.contact_events: topics.partitions,
+        topics.dead_letter: topics.partitions,
+        topics.import_results: topics.partitions,
+        topics.webhook_dead_letter: 1,
+    }
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka.bootstrap_servers)
+    await admin.start()
+    try:
+        existing = await admin.describe_topics(list(wanted))
+        present = {
+            item["topic"]: len(item["partitions"])
+            for item in existing
+            if item.get("error_code", 0) == 0 and item["partitions"]
+        }
+        missing = [
+            NewTopic(name, num_partitions=count, replication_factor=topics.replication_factor)
+            for name, count in wanted.items()
+            if name not in present
+        ]
+        if missing:
+            try:
+                await admin.create_topics(missing)
+            except TopicAlreadyExistsError:
+                pass
+            logger.info("Created topics %s", ", ".join(topic.name for topic in missing))
+    finally:
+        await admin.close()
+
+    actual = present.get(topics.contact_events)
+    if actual is not None and actual != topics.partitions:
+        raise ConfigurationError(
+            f"topic {topics.contact_events!r} has {actual} partitions but STREAM_APP_TOPICS__PARTITIONS "
+            f"is {topics.partitions}; set it to {actual}"
+        )

@@ -1,0 +1,429 @@
+"""The faust application: the intake agent, the time-based flush, and the webhook relay.
+
+The agents are thin. The intake agent decodes each record, routes it to a contact list, maps and
+validates its fields, takes the dedupe decision and adds it to an open batch; closed batches go to
+`BatchFlusher`. Offsets are acknowledged by hand (`noack`), and only after the batch's outcome is
+durable, so faust never commits an offset whose record could still be lost. The relay agent posts
+each import result to the CRM webhook and dead-letters it after the retry time.
+
+Design notes that follow from faust 0.15 behaviour:
+- Table writes need a current event. Dedupe entries are written while the record's own event is
+  current; restores after a failed batch use `event_context`.
+- faust commits the highest *contiguous* acknowledged offset per partition, so a record acknowledged
+  early (a dead-lettered decode failure) never lets the commit pass an earlier buffered record.
+- On rebalance and shutdown faust waits for unacknowledged events; the flush timer keeps running
+  then and closes open batches, and `on_before_shutdown` flushes what is left.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import faust
+
+from schemas.contact_event import ContactEvent
+from schemas.import_result import ImportResult
+from schemas.reason import Reason
+from schemas.rejected_record import RejectedRecord, Stage
+from stream_app.archive import BatchArchive
+from stream_app.errors import DecodeError
+from stream_app.genesys.client import GenesysClient
+from stream_app.intake.decode import DebeziumOptions, decode_message
+from stream_app.mapping import FieldMapping, ListMapping, load_mapping, map_fields
+from stream_app.pipeline import dedupe
+from stream_app.pipeline.batching import Batch, BatchBuffer, BatchRecord, Outcome
+from stream_app.pipeline.flush import BatchFlusher
+from stream_app.settings import Settings
+from stream_app.validation.contact import ValidationOptions, ValidContact, validate_contact
+from stream_app.validation.contact_list import ContactListSchema
+from stream_app.webhook import WebhookSender
+from stream_app.worker.event_context import event_context
+from stream_app.worker.lists import ContactListCache, ContactListNotFoundError
+
+logger = logging.getLogger(__name__)
+
+
+def kafka_broker_url(settings: Settings) -> str:
+    return ";".join(
+        f"kafka://{server.strip()}" for server in settings.kafka.bootstrap_servers.split(",")
+    )
+
+
+def broker_credentials(settings: Settings) -> Any:
+    """faust credentials for SASL and TLS, or None for PLAINTEXT."""
+    kafka = settings.kafka
+    ssl_context = None
+    if kafka.security_protocol in {"SSL", "SASL_SSL"}:
+        ssl_context = faust.auth.ssl.create_default_context(
+            cafile=str(kafka.ssl_cafile) if kafka.ssl_cafile else None
+        )
+        if kafka.ssl_certfile:
+            ssl_context.load_cert_chain(
+                str(kafka.ssl_certfile), str(kafka.ssl_keyfile) if kafka.ssl_keyfile else None
+            )
+    if kafka.security_protocol.startswith("SASL"):
+        return faust.SASLCredentials(
+            username=kafka.sasl_username,
+            password=kafka.sasl_password.get_secret_value() if kafka.sasl_password else None,
+            mechanism=kafka.sasl_mechanism or "PLAIN",
+            ssl_context=ssl_context,
+        )
+    if ssl_context is not None:
+        return faust.SSLCredentials(ssl_context)
+    return None
+
+
+@dataclass
+class Runtime:
+    """Clients and buffers the agents share; built when the intake agent starts."""
+
+    genesys: GenesysClient
+    archive: BatchArchive
+    webhook: WebhookSender | None
+    lists: ContactListCache
+    flusher: BatchFlusher
+    buffer: BatchBuffer
+    lock: asyncio.Lock
+
+
+class StreamWorker:
+    """Builds the faust app for `settings` and holds the state its agents share."""
+
+    def __init__(self, settings: Settings, mapping: FieldMapping | None = None) -> None:
+        self.settings = settings
+        if mapping is None and settings.mapping_file is None:
+            raise ValueError("a mapping file is required; set STREAM_APP_MAPPING_FILE")
+        self.mapping = mapping or load_mapping(settings.mapping_file)  # type: ignore[arg-type]
+        self.debezium = (
+            DebeziumOptions(
+                table=settings.debezium.table,
+                id_column=settings.debezium.id_column,
+                source=settings.debezium.source,
+            )
+            if settings.debezium.table
+            else None
+        )
+        self.runtime: Runtime | None = None
+        self._list_mappings: dict[str, ListMapping] = {}
+        self._runtime_ready = asyncio.Event()
+        self.app = self._build_app()
+
+    def _build_app(self) -> faust.App:
+        settings = self.settings
+        topics = settings.topics
+        app = faust.App(
+            settings.app_id,
+            broker=kafka_broker_url(settings),
+            broker_credentials=broker_credentials(settings),
+            store="rocksdb://",
+            datadir=str(settings.data_dir),
+            processing_guarantee="at_least_once",
+            topic_partitions=topics.partitions,
+            topic_replication_factor=topics.replication_factor,
+            web_enabled=True,
+            web_port=settings.web_port,
+            web_bind="127.0.0.1",
+            consumer_auto_offset_reset="earliest",
+            broker_commit_interval=1.0,
+            table_cleanup_interval=60.0,
+            producer_linger_ms=5,
+        )
+        self.events_topic = app.topic(
+            topics.contact_events,
+            key_serializer="raw",
+            value_serializer="raw",
+            partitions=topics.partitions,
+        )
+        self.dead_letter_topic = app.topic(
+            topics.dead_letter,
+            key_serializer="raw",
+            value_serializer="raw",
+            partitions=topics.partitions,
+        )
+        self.results_topic = app.topic(
+            topics.import_results,
+            key_serializer="raw",
+            value_serializer="raw",
+            partitions=topics.partitions,
+        )
+        self.webhook_dead_letter_topic = app.topic(
+            topics.webhook_dead_letter, key_serializer="raw", value_serializer="raw", partitions=1
+        )
+        dedupe_settings = settings.dedupe
+        self.dedupe_table = app.Table(
+            "dedupe",
+            key_type=str,
+            value_type=str,
+            partitions=topics.partitions,
+            options={
+                "block_cache_size": dedupe_settings.block_cache_bytes,
+                "write_buffer_size": dedupe_settings.write_buffer_bytes,
+                "max_write_buffer_number": 2,
+            },
+        )
+
+        app.agent(self.events_topic, name="intake")(self._intake_agent)
+        app.agent(self.results_topic, name="webhook-relay")(self._relay_agent)
+        app.timer(0.5, name="flush-due")(self._flush_due)
+        app.on_before_shutdown.connect(self._on_before_shutdown)
+        return app
+
+    # Runtime lifecycle
+
+    async def _start_runtime(self) -> Runtime:
+        if self.runtime is not None:
+            return self.runtime
+        settings = self.settings
+        genesys = await GenesysClient(settings.genesys).__aenter__()
+        archive = await BatchArchive(settings.s3).__aenter__()
+        webhook = WebhookSender(settings.webhook) if settings.webhook.url else None
+        flusher = BatchFlusher(
+            settings,
+            genesys,
+            archive,
+            self._publish_rejected_batch_record,
+            self._publish_result,
+            sleep=asyncio.sleep,
+        )
+        self.runtime = Runtime(
+            genesys=genesys,
+            archive=archive,
+            webhook=webhook,
+            lists=ContactListCache(genesys),
+            flusher=flusher,
+            buffer=BatchBuffer(settings.topics.contact_events, settings.batch, time.monotonic),
+            lock=asyncio.Lock(),
+        )
+        self._runtime_ready.set()
+        logger.info("Worker runtime started")
+        return self.runtime
+
+    async def _on_before_shutdown(self, app: Any = None, **_: Any) -> None:
+        runtime = self.runtime
+        if runtime is None:
+            return
+        async with runtime.lock:
+            batches = runtime.buffer.pop_all()
+        if batches:
+            logger.info("Shutting down: flushing %d open batches", len(batches))
+        for batch in batches:
+            await self._flush(runtime, batch)
+
+    # Agents
+
+    async def _intake_agent(self, stream: Any) -> None:
+        runtime = await self._start_runtime()
+        async for event in stream.noack().events():
+            async with runtime.lock:
+                closed = await self._classify(runtime, event)
+                for batch in closed:
+                    await self._flush(runtime, batch)
+
+    async def _flush_due(self) -> None:
+        runtime = self.runtime
+        if runtime is None:
+            return
+        async with runtime.lock:
+            batches = runtime.buffer.pop_all() if self.app.rebalancing else runtime.buffer.due()
+            for batch in batches:
+                await self._flush(runtime, batch)
+
+    async def _relay_agent(self, stream: Any) -> None:
+        if not self.settings.webhook.url:
+            async for _ in stream:
+                pass
+            return
+        async with WebhookSender(self.settings.webhook) as sender:
+            async for value in stream:
+                body = value.decode() if isinstance(value, bytes) else str(value)
+                batch_id = json.loads(body).get("batch_id", "")
+                outcome = await sender.deliver(batch_id, body)
+                if outcome.delivered:
+                    continue
+                dead_letter = {
+                    "batch_id": batch_id,
+                    "attempts": outcome.attempts,
+                    "last_status": outcome.last_status,
+                    "last_error": outcome.last_error,
+                    "failed_at": datetime.now(tz=UTC).isoformat(),
+                    "result": json.loads(body),
+                }
+                await self.webhook_dead_letter_topic.send(
+                    key=batch_id.encode(), value=json.dumps(dead_letter).encode()
+                )
+
+    # Steps
+
+    async def _classify(self, runtime: Runtime, event: Any) -> list[Batch]:
+        message = event.message
+        raw_value: bytes | None = event.value
+        key: bytes | None = event.key
+        try:
+            decoded = decode_message(
+                raw_value,
+                max_bytes=self.settings.validation.max_message_bytes,
+                debezium=self.debezium,
+            )
+        except DecodeError as exc:
+            await self._dead_letter_now(event, "decode", exc.reasons)
+            return []
+        if decoded is None:
+            event.ack()  # a tombstone: nothing to import
+            return []
+
+        reference = decoded.contact_list or self.mapping.default_contact_list
+        list_mapping = self.mapping.for_list(reference) if reference else None
+        if reference is None or list_mapping is None:
+            reason = Reason(
+                field="contact_list",
+                value_masked=reference,
+                rule="contact_list.missing" if reference is None else "contact_list.unknown",
+                message="the event names no contact list and the mapping file has no default"
+                if reference is None
+                else f"the mapping file has no [lists.{reference}] section",
+                fix="set contact_list in the event or add the list to the mapping file",
+            )
+            await self._dead_letter_now(event, "routing", [reason], decoded=decoded)
+            return []
+
+        try:
+            schema = await runtime.lists.get(list_mapping.contact_list)
+        except ContactListNotFoundError as exc:
+            reason = Reason(
+                field="contact_list",
+                value_masked=reference,
+                rule="contact_list.unknown",
+                message=str(exc),
+                fix="create the contact list in Genesys Cloud or correct the mapping file",
+            )
+            await self._dead_letter_now(event, "routing", [reason], decoded=decoded)
+            return []
+
+        self._list_mappings[schema.list_id] = list_mapping
+        record = BatchRecord(
+            partition=message.partition,
+            offset=message.offset,
+            outcome=Outcome.SUBMIT,
+            operation=decoded.operation,
+            event_id=decoded.event_id,
+            contact_id=decoded.contact_id,
+            occurred_at=decoded.occurred_at.timestamp(),
+            key=key,
+            size=len(raw_value or b""),
+            handle=event,
+        )
+        if decoded.operation == "upsert":
+            self._validate(record, decoded, list_mapping, schema, raw_value)
+        else:
+            record.data = {}
+        if record.outcome is Outcome.SUBMIT:
+            self._dedupe(record, schema.list_id)
+        return runtime.buffer.add(record, schema.list_id, schema.name)
+
+    def _validate(
+        self,
+        record: BatchRecord,
+        decoded: ContactEvent,
+        list_mapping: ListMapping,
+        schema: ContactListSchema,
+        raw: bytes | None,
+    ) -> None:
+        mapped, problems = map_fields(decoded.fields, list_mapping)
+        options = ValidationOptions(
+            phone_region=list_mapping.phone_region,
+            newline_policy=self.settings.validation.newline_policy,
+            id_column=list_mapping.id_column,
+        )
+        checked = validate_contact(mapped, schema, options)
+        reasons = list(problems)
+        if isinstance(checked, ValidContact) and not reasons:
+            record.data = checked.data
+            return
+        if not isinstance(checked, ValidContact):
+            reasons.extend(checked)
+        record.outcome = Outcome.REJECTED
+        record.reasons = tuple(reasons)
+        record.raw_value = raw
+
+    def _dedupe(self, record: BatchRecord, list_id: str) -> None:
+        key = dedupe.identity_key(list_id, record.contact_id or "")
+        content_fingerprint = dedupe.fingerprint(record.operation, record.data or {})
+        previous_text = self.dedupe_table.get(key)
+        previous = dedupe.DedupeEntry.decode(previous_text) if previous_text else None
+        now = time.time()
+        decision = dedupe.decide(
+            previous,
+            content_fingerprint,
+            partition=record.partition,
+            offset=record.offset,
+            now=now,
+            expire_seconds=self.settings.dedupe.expire_seconds,
+        )
+        if decision is dedupe.Decision.DUPLICATE:
+            record.outcome = Outcome.DUPLICATE
+            return
+        entry = dedupe.DedupeEntry(
+            content_fingerprint, record.partition, record.offset, now
+        ).encode()
+        record.dedupe_key = key
+        record.dedupe_entry = entry
+        record.previous_entry = previous_text if decision is not dedupe.Decision.REPLAY else None
+        self.dedupe_table[key] = entry
+
+    async def _flush(self, runtime: Runtime, batch: Batch) -> None:
+        schema = await runtime.lists.get(batch.contact_list_id)
+        list_mapping = self._list_mappings[batch.contact_list_id]
+        report = await runtime.flusher.flush(batch, schema, list_mapping.id_column)
+        for record in report.failed_records:
+            if record.dedupe_key is None or record.handle is None:
+                continue
+            with event_context(record.handle):
+                if record.previous_entry is None:
+                    self.dedupe_table.pop(record.dedupe_key, None)
+                else:
+                    self.dedupe_table[record.dedupe_key] = record.previous_entry
+        for record in batch.records:
+            if record.handle is not None:
+                record.handle.ack()
+                record.handle = None
+
+    # Publishing
+
+    async def _dead_letter_now(
+        self,
+        event: Any,
+        stage: Stage,
+        reasons: list[Reason] | tuple[Reason, ...],
+        decoded: ContactEvent | None = None,
+    ) -> None:
+        message = event.message
+        rejected = RejectedRecord.from_message(
+            topic=message.topic,
+            partition=message.partition,
+            offset=message.offset,
+            key=event.key,
+            value=event.value or b"",
+            reasons=reasons,
+            stage=stage,
+            rejected_at=datetime.now(tz=UTC),
+            event=decoded,
+            contact_list=decoded.contact_list if decoded else None,
+        )
+        await self.dead_letter_topic.send(key=event.key, value=rejected.model_dump_json().encode())
+        event.ack()
+
+    async def _publish_rejected_batch_record(
+        self, record: BatchRecord, rejected: RejectedRecord
+    ) -> None:
+        await self.dead_letter_topic.send(key=record.key, value=rejected.model_dump_json().encode())
+
+    async def _publish_result(self, result: ImportResult) -> None:
+        await self.results_topic.send(
+            key=result.batch_id.encode(), value=result.model_dump_json().encode()
+        )
