@@ -27,6 +27,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from tqdm import tqdm
 
+from local_stack.process import choose_port
 from local_stack.stack import PROJECT_ROOT, LocalStack, StackPorts
 from stream_app.genesys.client import GenesysClient
 from stream_app.mapping import FieldMapping, load_mapping
@@ -162,7 +163,7 @@ async def run_demo(
         env = {**os.environ, **stack.env()}
         env["STREAM_APP_MAPPING_FILE"] = str(mapping_path)
         env["STREAM_APP_DATA_DIR"] = str(work_dir / "worker-data")
-        env["STREAM_APP_WEB_PORT"] = "0"
+        env["STREAM_APP_WEB_PORT"] = str(choose_port(6066))
         settings = Settings(_env_file=None, **_settings_from_env(env))
 
         await ensure_topics(settings)
@@ -187,7 +188,7 @@ async def run_demo(
                     )
                     total += second.produced
                 summary = await _wait_until_accounted(
-                    tally, total, stack, timeout_seconds, show_progress
+                    tally, total, stack, worker, timeout_seconds, show_progress
                 )
             finally:
                 await tally.stop()
@@ -224,7 +225,12 @@ async def _start_worker(env: dict[str, str], work_dir: Path) -> asyncio.subproce
 
 
 async def _wait_until_accounted(
-    tally: ResultTally, records: int, stack: LocalStack, timeout_seconds: float, show_progress: bool
+    tally: ResultTally,
+    records: int,
+    stack: LocalStack,
+    worker: asyncio.subprocess.Process,
+    timeout_seconds: float,
+    show_progress: bool,
 ) -> DemoSummary:
     deadline = time.monotonic() + timeout_seconds
     progress = tqdm(
@@ -232,6 +238,10 @@ async def _wait_until_accounted(
     )
     summary = tally.summary(records)
     while time.monotonic() < deadline:
+        if worker.returncode is not None:
+            raise RuntimeError(
+                f"the worker exited with code {worker.returncode}; see its log under {stack.work_dir / 'logs'}"
+            )
         await tally.poll()
         summary = tally.summary(records)
         progress.n = summary.accounted()

@@ -7,6 +7,7 @@ first produce with its own default count.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -30,26 +31,23 @@ async def ensure_topics(settings: Settings) -> None:
     admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka.bootstrap_servers)
     await admin.start()
     try:
-        existing = await admin.describe_topics(list(wanted))
-        present = {
-            item["topic"]: len(item["partitions"])
-            for item in existing
-            if item.get("error_code", 0) == 0 and item["partitions"]
-        }
+        # list_topics does not create topics; a metadata request naming a missing topic would,
+        # with the broker's default partition count, when auto-create is enabled.
+        names = set(await admin.list_topics())
         missing = [
             NewTopic(name, num_partitions=count, replication_factor=topics.replication_factor)
             for name, count in wanted.items()
-            if name not in present
+            if name not in names
         ]
         if missing:
-            try:
+            with contextlib.suppress(TopicAlreadyExistsError):
                 await admin.create_topics(missing)
-            except TopicAlreadyExistsError:
-                pass
             logger.info("Created topics %s", ", ".join(topic.name for topic in missing))
+        described = await admin.describe_topics([topics.contact_events])
     finally:
         await admin.close()
 
+    present = {item["topic"]: len(item["partitions"]) for item in described if item["partitions"]}
     actual = present.get(topics.contact_events)
     if actual is not None and actual != topics.partitions:
         raise ConfigurationError(

@@ -36,7 +36,8 @@ from schemas.reason import Reason
 from schemas.rejected_record import RejectedRecord
 from stream_app.archive import ArchivedBatch, BatchArchive, S3UnavailableError
 from stream_app.csv_codec import encode_csv
-from stream_app.genesys.client import ContactWrite, GenesysClient
+from stream_app.genesys.client import GenesysClient
+from stream_app.genesys.models import ContactWrite
 from stream_app.genesys.errors import GenesysError, GenesysPermanentError, GenesysRetriableError
 from stream_app.pipeline.batching import Batch, BatchRecord, Outcome
 from stream_app.settings import Settings
