@@ -57,11 +57,14 @@ class LocalStack:
             port=self.ports.kafka,
             controller_port=self.ports.kafka_controller,
             data_dir=self.work_dir / "kafka-data",
-            **({"version": self.kafka_version} if self.kafka_version else {}),
         )
+        if self.kafka_version:
+            kafka_settings = kafka_settings.model_copy(update={"version": self.kafka_version})
         self.kafka = KafkaBroker(kafka_settings)
         self.s3 = S3Server(log_dir, port=self.ports.s3, bucket=self.bucket)
-        emulator_settings = EmulatorSettings(port=self.ports.genesys, **self.emulator_overrides)
+        emulator_settings = EmulatorSettings(port=self.ports.genesys).model_copy(
+            update=self.emulator_overrides
+        )
         self.genesys = GenesysEmulator(emulator_settings, log_dir)
         self.crm = CrmReceiver(log_dir, port=self.ports.crm, secret=self.webhook_secret)
 

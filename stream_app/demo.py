@@ -188,7 +188,12 @@ async def run_demo(
                     )
                     total += second.produced
                 summary = await _wait_until_accounted(
-                    tally, total, stack, worker, timeout_seconds, show_progress
+                    tally,
+                    total,
+                    stack,
+                    worker,
+                    timeout_seconds=timeout_seconds,
+                    show_progress=show_progress,
                 )
             finally:
                 await tally.stop()
@@ -229,6 +234,7 @@ async def _wait_until_accounted(
     records: int,
     stack: LocalStack,
     worker: asyncio.subprocess.Process,
+    *,
     timeout_seconds: float,
     show_progress: bool,
 ) -> DemoSummary:

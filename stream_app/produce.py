@@ -13,7 +13,7 @@ import json
 import logging
 import sys
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -44,7 +44,7 @@ class ProduceSummary:
 
 
 def events_from_rows(
-    rows: Iterator[dict[str, str | None]],
+    rows: Iterable[dict[str, str | None]],
     list_mapping: ListMapping,
     contact_list: str,
     source: str,

@@ -64,7 +64,8 @@ class WebhookSender:
     def signed_headers(
         self, webhook_id: str, body: str, now: datetime | None = None
     ) -> dict[str, str]:
-        sent_at = now or datetime.now(tz=UTC)
+        # standardwebhooks 1.1 Webhook.sign replaces the tzinfo with UTC, so convert first.
+        sent_at = (now or datetime.now(tz=UTC)).astimezone(UTC)
         return {
             "content-type": "application/json",
             "webhook-id": webhook_id,

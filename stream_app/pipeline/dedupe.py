@@ -4,7 +4,8 @@ Identity is (contact list, contact id). The table keeps, per identity, a fingerp
 content last accepted and the source position (partition, offset) of the record that set it. The
 position is what keeps a replay safe: after a crash the worker re-reads records whose table entries
 were already written but whose offsets were never committed, and such a record finds its own
-position in the table, so it is processed again rather than counted as a duplicate of itself.
+position, or a later one of its partition, in the table, so it is processed again rather than
+counted as a duplicate of itself or of a later record with the same content.
 
 This module is pure: it decides, and the pipeline reads and writes the faust table.
 """
@@ -87,15 +88,17 @@ def decide(
     """Decide what to do with a record, given the table entry for its identity.
 
     - no entry, or an entry older than `expire_seconds`: NEW;
-    - an entry written by this very record (same partition and offset): REPLAY, so it is
-      submitted again, which the upsert by contact id makes harmless;
+    - an entry written by this record or by a later record of the same partition (same partition,
+      offset at or after this one): REPLAY, so it is submitted again, which the upsert by contact
+      id makes harmless. A later offset means the worker wrote it before a crash and is now
+      re-reading uncommitted records, so a matching fingerprint is no duplicate;
     - same fingerprint from another position: DUPLICATE, counted and not submitted;
     - a different fingerprint: UPDATE.
     """
     if previous is None or now - previous.accepted_at > expire_seconds:
         return Decision.NEW
 
-    if previous.partition == partition and previous.offset == offset:
+    if previous.partition == partition and previous.offset >= offset:
         return Decision.REPLAY
 
     if previous.fingerprint == content_fingerprint:

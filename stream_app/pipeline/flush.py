@@ -33,12 +33,12 @@ from schemas.import_result import (
     S3Object,
 )
 from schemas.reason import Reason
-from schemas.rejected_record import RejectedRecord
+from schemas.rejected_record import RejectedRecord, Stage
 from stream_app.archive import ArchivedBatch, BatchArchive, S3UnavailableError
 from stream_app.csv_codec import encode_csv
 from stream_app.genesys.client import GenesysClient
-from stream_app.genesys.models import ContactWrite
 from stream_app.genesys.errors import GenesysError, GenesysPermanentError, GenesysRetriableError
+from stream_app.genesys.models import ContactWrite
 from stream_app.pipeline.batching import Batch, BatchRecord, Outcome
 from stream_app.settings import Settings
 from stream_app.validation.contact_list import ContactListSchema
@@ -97,7 +97,7 @@ class BatchFlusher:
         request_ids: list[str] = []
         if submit:
             genesys_info, failure = await self._submit(
-                batch, schema, id_column, upserts, deletes, request_ids
+                batch, schema, id_column, upserts=upserts, deletes=deletes, request_ids=request_ids
             )
 
         failed = submit if failure is not None else []
@@ -107,7 +107,9 @@ class BatchFlusher:
 
         finished = datetime.now(tz=UTC)
         await self._publish_rejections(batch, failed, finished)
-        result = self._result(batch, archived, genesys_info, failed, started, finished)
+        result = self._result(
+            batch, archived, genesys_info, failed, started=started, finished=finished
+        )
         await self.publish_result(result)
         logger.info(
             "Batch %s for list %s (partition %d, offsets %d-%d): %d received, %d submitted, %d failed, "
@@ -169,6 +171,7 @@ class BatchFlusher:
         batch: Batch,
         schema: ContactListSchema,
         id_column: str,
+        *,
         upserts: list[BatchRecord],
         deletes: list[BatchRecord],
         request_ids: list[str],
@@ -203,7 +206,7 @@ class BatchFlusher:
             logger.warning("Genesys Cloud rejected batch %s: %s", batch.batch_id, exc)
             failure_reason = getattr(exc, "failure_reason", None)
             info = GenesysImport(
-                method=method,  # type: ignore[arg-type]
+                method=method,
                 import_state="FAILED" if failure_reason else state,
                 failure_reason=failure_reason,
                 request_ids=request_ids,
@@ -214,11 +217,11 @@ class BatchFlusher:
             logger.warning(
                 "Genesys Cloud unavailable for batch %s after retries: %s", batch.batch_id, exc
             )
-            info = GenesysImport(method=method, request_ids=request_ids, upload_key=upload_key)  # type: ignore[arg-type]
+            info = GenesysImport(method=method, request_ids=request_ids, upload_key=upload_key)
             return info, _genesys_reason(exc, retriable=True)
 
         info = GenesysImport(
-            method=method,  # type: ignore[arg-type]
+            method=method,
             import_state=state,
             request_ids=request_ids,
             upload_key=upload_key,
@@ -229,6 +232,7 @@ class BatchFlusher:
         self, batch: Batch, failed: list[BatchRecord], now: datetime
     ) -> None:
         for record in batch.records:
+            stage: Stage
             if record.outcome is Outcome.REJECTED:
                 stage = "validation"
             elif record in failed:
@@ -242,7 +246,7 @@ class BatchFlusher:
                 key=record.key,
                 value=record.raw_value or b"",
                 reasons=record.reasons,
-                stage=stage,  # type: ignore[arg-type]
+                stage=stage,
                 rejected_at=now,
                 contact_list=batch.contact_list_id,
             )
@@ -254,6 +258,7 @@ class BatchFlusher:
         archived: ArchivedBatch | None,
         genesys_info: GenesysImport | None,
         failed: list[BatchRecord],
+        *,
         started: datetime,
         finished: datetime,
     ) -> ImportResult:

@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import ssl
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -60,7 +61,7 @@ def broker_credentials(settings: Settings) -> Any:
     kafka = settings.kafka
     ssl_context = None
     if kafka.security_protocol in {"SSL", "SASL_SSL"}:
-        ssl_context = faust.auth.ssl.create_default_context(
+        ssl_context = ssl.create_default_context(
             cafile=str(kafka.ssl_cafile) if kafka.ssl_cafile else None
         )
         if kafka.ssl_certfile:
@@ -171,7 +172,7 @@ class StreamWorker:
         app.agent(self.events_topic, name="intake")(self._intake_agent)
         app.agent(self.results_topic, name="webhook-relay")(self._relay_agent)
         app.timer(0.5, name="flush-due")(self._flush_due)
-        app.on_before_shutdown.connect(self._on_before_shutdown)
+        app.on_before_shutdown.connect(self._on_before_shutdown)  # type: ignore[arg-type]
         return app
 
     # Runtime lifecycle

@@ -23,8 +23,8 @@ from faust import streams
 
 @contextmanager
 def event_context(event: Any) -> Iterator[None]:
-    token = streams._current_event.set(weakref.ref(event))  # noqa: SLF001 - see module docstring
+    token = streams._current_event.set(weakref.ref(event))
     try:
         yield
     finally:
-        streams._current_event.reset(token)  # noqa: SLF001
+        streams._current_event.reset(token)

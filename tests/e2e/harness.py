@@ -102,9 +102,9 @@ class TopicReader:
             self.messages[tp.topic].extend(messages)
 
     async def wait_until(
-        self, predicate: Callable[[], bool], timeout: float, worker: ManagedProcess
+        self, predicate: Callable[[], bool], within: float, worker: ManagedProcess
     ) -> None:
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + within
         while time.monotonic() < deadline:
             await self.poll()
             if predicate():
@@ -112,7 +112,7 @@ class TopicReader:
             if not worker.is_running():
                 raise AssertionError(f"the worker exited; log tail:\n{worker.log_tail(60)}")
         raise AssertionError(
-            f"timed out after {timeout:.0f} s; worker log tail:\n{worker.log_tail(60)}"
+            f"timed out after {within:.0f} s; worker log tail:\n{worker.log_tail(60)}"
         )
 
     def json_values(self, topic: str) -> list[dict[str, Any]]:

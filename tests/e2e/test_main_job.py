@@ -163,7 +163,6 @@ def job(local_stack: LocalStack, tmp_path: Path) -> Iterator[dict[str, Any]]:
         STREAM_APP_DEBEZIUM__TABLE="contacts",
         STREAM_APP_DEBEZIUM__ID_COLUMN="id",
     )
-    worker: ManagedProcess | None = None
     yield {
         "env": env,
         "names": names,
@@ -252,7 +251,7 @@ async def test_main_job_end_to_end(
                     >= people_records
                     and len(reader.messages[topics.dead_letter]) >= len(BAD_PEOPLE) + 1
                 ),
-                timeout=120,
+                within=120,
                 worker=worker,
             )
             hospital_results = _results_for(reader, topics.import_results, list_ids["hospitals"])
@@ -319,7 +318,7 @@ async def test_main_job_end_to_end(
                         if d["signature_valid"]
                     }
                 ),
-                timeout=60,
+                within=60,
                 worker=worker,
             )
             delivered = {
@@ -346,7 +345,7 @@ async def test_main_job_end_to_end(
                     _received(_results_for(reader, topics.import_results, list_ids["hospitals"]))
                     >= 2 * SLICE_ROWS
                 ),
-                timeout=120,
+                within=120,
                 worker=worker,
             )
             second = {

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
@@ -25,7 +26,8 @@ async def test_stack_services_answer(local_stack: LocalStack) -> None:
         cluster = await admin.describe_cluster()
     finally:
         await admin.close()
-    token = httpx.post(
+    token = await asyncio.to_thread(
+        httpx.post,
         f"{local_stack.genesys.base_url}/oauth/token",
         data={"grant_type": "client_credentials"},
         auth=(
