@@ -2,10 +2,10 @@
 
 Identity is (contact list, contact id). The table keeps, per identity, a fingerprint of the mapped
 content last accepted and the source position (partition, offset) of the record that set it. The
-position is what keeps a replay safe: after a crash the worker re-reads records whose table entries
-were already written but whose offsets were never committed, and such a record finds its own
-position, or a later one of its partition, in the table, so it is processed again rather than
-counted as a duplicate of itself or of a later record with the same content.
+position is what keeps a replay safe. After a crash the worker re-reads records whose table entries
+were already written but whose offsets were never committed. Such a record finds its own position,
+or a later one of its partition, in the table, so it is processed again rather than counted as a
+duplicate of itself or of a later record with the same content.
 
 This module is pure: it decides, and the pipeline reads and writes the faust table.
 """
