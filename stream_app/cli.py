@@ -6,7 +6,6 @@ import argparse
 import asyncio
 import json
 import logging
-import signal
 import sys
 from dataclasses import asdict
 from pathlib import Path
@@ -80,17 +79,19 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from stream_app.demo import DEFAULT_INPUT, DEFAULT_MAPPING, format_table, run_demo  # noqa: PLC0415
 
     _configure_logging("WARNING" if args.json else "INFO")
-    # SIGTERM unwinds like Ctrl-C, so run_demo's cleanup stops the stack and the worker it started.
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    summary = asyncio.run(
-        run_demo(
-            args.input or DEFAULT_INPUT,
-            args.mapping or DEFAULT_MAPPING,
-            timeout_seconds=args.timeout,
-            show_progress=not args.json,
-            produce_twice=args.twice,
+    try:
+        summary = asyncio.run(
+            run_demo(
+                args.input or DEFAULT_INPUT,
+                args.mapping or DEFAULT_MAPPING,
+                timeout_seconds=args.timeout,
+                show_progress=not args.json,
+                produce_twice=args.twice,
+            )
         )
-    )
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        print("stream-app demo: stopped before every record was accounted for", file=sys.stderr)
+        return 130
     if args.json:
         print(json.dumps(asdict(summary), sort_keys=True))
     else:

@@ -17,6 +17,7 @@ import asyncio
 import json
 import logging
 import os
+import signal
 import sys
 import time
 from dataclasses import asdict, dataclass, field
@@ -150,6 +151,10 @@ async def run_demo(
 ) -> DemoSummary:
     """Run the whole demo and return its summary; every process it starts is stopped on return."""
     started = time.monotonic()
+    # SIGTERM cancels the demo like Ctrl-C does, so the finally below stops what it started.
+    main_task = asyncio.current_task()
+    if main_task is not None:
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, main_task.cancel)
     work_dir = work_dir or PROJECT_ROOT / ".cache" / "demo" / time.strftime("%Y%m%d-%H%M%S")
     mapping = load_mapping(mapping_path)
     reference = mapping.default_contact_list
