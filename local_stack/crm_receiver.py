@@ -27,10 +27,8 @@ from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from local_stack.process import (
     LOOPBACK,
-    LocalStackError,
     ManagedProcess,
     choose_port,
-    wait_for_port,
 )
 
 logger = logging.getLogger(__name__)
@@ -153,13 +151,7 @@ class CrmReceiver:
         return self.base_url + WEBHOOK_PATH
 
     def start(self, timeout: float = 20.0) -> None:
-        self._process.start()
-        if not wait_for_port(self.port, timeout):
-            self._process.kill()
-            raise LocalStackError(
-                f"CRM receiver did not listen on {self.base_url} within {timeout:.0f} s. "
-                f"Log tail:\n{self._process.log_tail()}"
-            )
+        self._process.start_listening(self.port, self.base_url, timeout)
 
     def stop(self) -> None:
         self._process.stop()

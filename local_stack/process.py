@@ -110,6 +110,20 @@ class ManagedProcess:
             )
         logger.info("Started %s (pid %d), log %s", self.name, self._proc.pid, self.log_path)
 
+    def start_listening(self, port: int, url: str, timeout: float, host: str = LOOPBACK) -> None:
+        """Start the process and wait until `port` accepts connections.
+
+        Kills the process and raises LocalStackError with the log tail when the port does not
+        open within `timeout` seconds.
+        """
+        self.start()
+        if not wait_for_port(port, timeout, host):
+            self.kill()
+            raise LocalStackError(
+                f"{self.name} did not listen on {url} within {timeout:.0f} s. "
+                f"Log tail:\n{self.log_tail()}"
+            )
+
     def stop(self, timeout: float = 20.0) -> None:
         """Send SIGTERM and wait; send SIGKILL if the process is still alive after `timeout`."""
         if not self.is_running():

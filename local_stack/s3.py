@@ -18,10 +18,8 @@ from botocore.exceptions import ClientError
 
 from local_stack.process import (
     LOOPBACK,
-    LocalStackError,
     ManagedProcess,
     choose_port,
-    wait_for_port,
 )
 
 logger = logging.getLogger(__name__)
@@ -54,13 +52,7 @@ class S3Server:
 
     def start(self, timeout: float = 30.0) -> None:
         """Start the server, wait for its port and create the bucket; raise LocalStackError on failure."""
-        self._process.start()
-        if not wait_for_port(self.port, timeout):
-            self._process.kill()
-            raise LocalStackError(
-                f"S3 server did not listen on {self.endpoint_url} within {timeout:.0f} s. "
-                f"Log tail:\n{self._process.log_tail()}"
-            )
+        self._process.start_listening(self.port, self.endpoint_url, timeout)
         self.create_bucket(self.bucket)
 
     def create_bucket(self, name: str) -> None:

@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 
 from local_stack.genesys_emulator.settings import EmulatorSettings
-from local_stack.process import LocalStackError, ManagedProcess, choose_port, wait_for_port
+from local_stack.process import LocalStackError, ManagedProcess, choose_port
 
 logger = logging.getLogger(__name__)
 
@@ -56,13 +56,7 @@ class GenesysEmulator:
 
         Raises LocalStackError with the log tail when the port does not open within `timeout`.
         """
-        self._process.start()
-        if not wait_for_port(self.port, timeout, self.settings.host):
-            self._process.kill()
-            raise LocalStackError(
-                f"Genesys emulator did not listen on {self.base_url} within {timeout:.0f} s. "
-                f"Log tail:\n{self._process.log_tail()}"
-            )
+        self._process.start_listening(self.port, self.base_url, timeout, self.settings.host)
 
     def stop(self) -> None:
         self._process.stop()
