@@ -18,6 +18,7 @@ from enum import StrEnum
 from typing import Any
 
 from schemas.reason import Reason
+from schemas.rejected_record import Stage
 from stream_app.settings import BatchSettings
 
 # uuid5 namespace for batch ids, so a replayed batch gets the id it had before.
@@ -47,7 +48,10 @@ class BatchRecord:
     previous_entry: str | None = None  # the entry it replaced, restored if the batch fails
     occurred_at: float | None = None  # Unix seconds, from the event
     key: bytes | None = None
-    raw_value: bytes | None = None  # kept for rejected records only, for the dead-letter topic
+    # The original message value, so a record rejected by validation or by Genesys Cloud can be
+    # dead-lettered with what is needed to replay it.
+    raw_value: bytes | None = None
+    rejected_stage: Stage = "validation"
     size: int = 0
     handle: Any = None  # the faust event, acknowledged when the batch is done
 

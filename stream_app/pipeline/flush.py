@@ -16,10 +16,12 @@ This module knows nothing of faust: it gets callables to publish, and it returns
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import statistics
 import time
 from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -38,12 +40,24 @@ from stream_app.archive import ArchivedBatch, BatchArchive, S3UnavailableError
 from stream_app.csv_codec import encode_csv
 from stream_app.genesys.client import GenesysClient
 from stream_app.genesys.errors import GenesysError, GenesysPermanentError, GenesysRetriableError
-from stream_app.genesys.models import ContactWrite
+from stream_app.genesys.models import CallRecord, ContactWrite
 from stream_app.pipeline.batching import Batch, BatchRecord, Outcome
 from stream_app.settings import Settings
 from stream_app.validation.contact_list import ContactListSchema
 
 logger = logging.getLogger(__name__)
+
+# Correlation ids of the Genesys calls made for the batch being flushed; `record_request_id`
+# is the GenesysClient's on_response hook that fills it.
+_request_ids: ContextVar[list[str] | None] = ContextVar("batch_request_ids", default=None)
+
+
+def record_request_id(call: CallRecord) -> None:
+    """Add a Genesys call's correlation id to the batch being flushed in this task, if any."""
+    request_ids = _request_ids.get()
+    if request_ids is not None and call.correlation_id and call.correlation_id not in request_ids:
+        request_ids.append(call.correlation_id)
+
 
 PublishRejected = Callable[[BatchRecord, RejectedRecord], Awaitable[None]]
 PublishResult = Callable[[ImportResult], Awaitable[None]]
@@ -67,7 +81,7 @@ class BatchFlusher:
         publish_result: PublishResult,
         *,
         s3_retry_pause_seconds: float = 5.0,
-        sleep: Callable[[float], Awaitable[None]] | None = None,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self.settings = settings
         self.genesys = genesys
@@ -88,17 +102,32 @@ class BatchFlusher:
         upserts = [record for record in submit if record.operation == "upsert"]
         deletes = [record for record in submit if record.operation == "delete"]
 
+        columns = list(schema.column_names)
+        csv_bytes = encode_csv(
+            columns,
+            [[(record.data or {}).get(column, "") for column in columns] for record in upserts],
+        )
+
         archived: ArchivedBatch | None = None
         if submit:
-            archived = await self._archive(batch, schema, upserts, deletes, started)
+            archived = await self._archive(batch, csv_bytes, upserts, deletes, started)
 
         genesys_info: GenesysImport | None = None
         failure: Reason | None = None
         request_ids: list[str] = []
         if submit:
-            genesys_info, failure = await self._submit(
-                batch, schema, id_column, upserts=upserts, deletes=deletes, request_ids=request_ids
-            )
+            token = _request_ids.set(request_ids)
+            try:
+                genesys_info, failure = await self._submit(
+                    batch,
+                    csv_bytes,
+                    id_column,
+                    upserts=upserts,
+                    deletes=deletes,
+                    request_ids=request_ids,
+                )
+            finally:
+                _request_ids.reset(token)
 
         failed = submit if failure is not None else []
         if failure is not None:
@@ -130,14 +159,11 @@ class BatchFlusher:
     async def _archive(
         self,
         batch: Batch,
-        schema: ContactListSchema,
+        csv_bytes: bytes,
         upserts: list[BatchRecord],
         deletes: list[BatchRecord],
         started: datetime,
     ) -> ArchivedBatch:
-        columns = list(schema.column_names)
-        rows = [[(record.data or {}).get(column, "") for column in columns] for record in upserts]
-        csv_bytes = encode_csv(columns, rows)
         manifest = {
             "batch_id": batch.batch_id,
             "topic": batch.topic,
@@ -146,7 +172,7 @@ class BatchFlusher:
             "last_offset": batch.last_offset,
             "contact_list_id": batch.contact_list_id,
             "contact_list_name": batch.contact_list_name,
-            "rows": len(rows),
+            "rows": len(upserts),
             "upsert_offsets": [record.offset for record in upserts],
             "deletes": [
                 {"offset": record.offset, "contact_id": record.contact_id} for record in deletes
@@ -163,13 +189,12 @@ class BatchFlusher:
                     batch.batch_id,
                     exc,
                 )
-                if self._sleep is not None:
-                    await self._sleep(self._s3_retry_pause)
+                await self._sleep(self._s3_retry_pause)
 
     async def _submit(
         self,
         batch: Batch,
-        schema: ContactListSchema,
+        csv_bytes: bytes,
         id_column: str,
         *,
         upserts: list[BatchRecord],
@@ -187,15 +212,12 @@ class BatchFlusher:
                 ]
                 await self.genesys.add_contacts(batch.contact_list_id, writes)
             elif upserts:
-                columns = list(schema.column_names)
-                rows = [
-                    [(record.data or {}).get(column, "") for column in columns]
-                    for record in upserts
-                ]
                 ticket = await self.genesys.upload_contacts_csv(
-                    batch.contact_list_id, encode_csv(columns, rows), id_column
+                    batch.contact_list_id, csv_bytes, id_column
                 )
                 upload_key = ticket.upload_key
+                # NOTE: the batch's row count is a lower bound of the list size the client expects;
+                # it only matters when the import status stalls and the client counts contacts.
                 outcome = await self.genesys.wait_for_import(batch.contact_list_id, len(upserts))
                 state = outcome.state
             if deletes:
@@ -234,7 +256,7 @@ class BatchFlusher:
         for record in batch.records:
             stage: Stage
             if record.outcome is Outcome.REJECTED:
-                stage = "validation"
+                stage = record.rejected_stage
             elif record in failed:
                 stage = "import"
             else:

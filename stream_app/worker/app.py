@@ -39,7 +39,7 @@ from stream_app.intake.decode import DebeziumOptions, decode_message
 from stream_app.mapping import FieldMapping, ListMapping, load_mapping, map_fields
 from stream_app.pipeline import dedupe
 from stream_app.pipeline.batching import Batch, BatchBuffer, BatchRecord, Outcome
-from stream_app.pipeline.flush import BatchFlusher
+from stream_app.pipeline.flush import BatchFlusher, record_request_id
 from stream_app.settings import Settings
 from stream_app.validation.contact import ValidationOptions, ValidContact, validate_contact
 from stream_app.validation.contact_list import ContactListSchema
@@ -86,7 +86,6 @@ class Runtime:
 
     genesys: GenesysClient
     archive: BatchArchive
-    webhook: WebhookSender | None
     lists: ContactListCache
     flusher: BatchFlusher
     buffer: BatchBuffer
@@ -181,21 +180,18 @@ class StreamWorker:
         if self.runtime is not None:
             return self.runtime
         settings = self.settings
-        genesys = await GenesysClient(settings.genesys).__aenter__()
+        genesys = await GenesysClient(settings.genesys, on_response=record_request_id).__aenter__()
         archive = await BatchArchive(settings.s3).__aenter__()
-        webhook = WebhookSender(settings.webhook) if settings.webhook.url else None
         flusher = BatchFlusher(
             settings,
             genesys,
             archive,
             self._publish_rejected_batch_record,
             self._publish_result,
-            sleep=asyncio.sleep,
         )
         self.runtime = Runtime(
             genesys=genesys,
             archive=archive,
-            webhook=webhook,
             lists=ContactListCache(genesys),
             flusher=flusher,
             buffer=BatchBuffer(settings.topics.contact_events, settings.batch, time.monotonic),
@@ -316,11 +312,12 @@ class StreamWorker:
             contact_id=decoded.contact_id,
             occurred_at=decoded.occurred_at.timestamp(),
             key=key,
+            raw_value=raw_value,
             size=len(raw_value or b""),
             handle=event,
         )
         if decoded.operation == "upsert":
-            self._validate(record, decoded, list_mapping, schema, raw_value)
+            self._validate(record, decoded, list_mapping, schema)
         else:
             record.data = {}
         if record.outcome is Outcome.SUBMIT:
@@ -333,7 +330,6 @@ class StreamWorker:
         decoded: ContactEvent,
         list_mapping: ListMapping,
         schema: ContactListSchema,
-        raw: bytes | None,
     ) -> None:
         mapped, problems = map_fields(decoded.fields, list_mapping)
         options = ValidationOptions(
@@ -350,7 +346,7 @@ class StreamWorker:
             reasons.extend(checked)
         record.outcome = Outcome.REJECTED
         record.reasons = tuple(reasons)
-        record.raw_value = raw
+        record.rejected_stage = "mapping" if problems else "validation"
 
     def _dedupe(self, record: BatchRecord, list_id: str) -> None:
         key = dedupe.identity_key(list_id, record.contact_id or "")

@@ -266,6 +266,8 @@ async def test_main_job_end_to_end(
                     contact_id,
                     reasons,
                 )
+            assert by_key["p-bom"]["stage"] == "mapping"
+            assert by_key["p-letters"]["stage"] == "validation"
             assert by_key["p-notjson"]["stage"] == "decode"
             assert by_key["p-notjson"]["reasons"][0]["rule"] == "decode.not_json"
             assert all("+1 800" not in json.dumps(r["reasons"]) for r in dead_letters)
@@ -278,6 +280,9 @@ async def test_main_job_end_to_end(
             assert produced.produced == SLICE_ROWS
             assert hospital_counts["received"] == SLICE_ROWS
             assert hospital_counts["imported"] + hospital_counts["rejected"] == SLICE_ROWS
+            assert all(
+                r["genesys"]["request_ids"] for r in hospital_results.values() if r["genesys"]
+            )
             hospitals_in_genesys = {
                 c["id"]: c for c in local_stack.genesys.contacts(list_ids["hospitals"])
             }
