@@ -169,7 +169,7 @@ async def run_demo(
         env["STREAM_APP_MAPPING_FILE"] = str(mapping_path)
         env["STREAM_APP_DATA_DIR"] = str(work_dir / "worker-data")
         env["STREAM_APP_WEB_PORT"] = str(choose_port(6066))
-        settings = Settings(_env_file=None, **_settings_from_env(env))
+        settings = Settings.from_environ(env)
 
         await ensure_topics(settings)
         columns, phones, emails = list_definition(mapping, reference)
@@ -213,14 +213,6 @@ async def run_demo(
             except TimeoutError:
                 worker.kill()
         await asyncio.to_thread(stack.stop)
-
-
-def _settings_from_env(env: dict[str, str]) -> dict[str, Any]:
-    # Settings reads os.environ; the demo's values live in `env`, so pass them through.
-    os.environ.update(
-        {name: value for name, value in env.items() if name.startswith("STREAM_APP_")}
-    )
-    return {}
 
 
 async def _start_worker(env: dict[str, str], work_dir: Path) -> asyncio.subprocess.Process:

@@ -10,6 +10,8 @@ is what gets logged. This module reads no environment at import time.
 from __future__ import annotations
 
 import logging
+import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -228,6 +230,21 @@ class Settings(BaseSettings):
             value = getattr(self, alias)
             if value is not None:
                 setattr(getattr(self, group_name), name, value)
+
+    @classmethod
+    def from_environ(cls, environ: Mapping[str, str]) -> Settings:
+        """Load the settings from `environ` instead of os.environ, as a child process would.
+
+        os.environ is swapped for the duration of the call, so this is not thread-safe.
+        """
+        saved = dict(os.environ)
+        try:
+            os.environ.clear()
+            os.environ.update(environ)
+            return cls()
+        finally:
+            os.environ.clear()
+            os.environ.update(saved)
 
     def masked_dump(self) -> dict[str, Any]:
         """Return the resolved settings for logging; SecretStr values appear as '**********'."""

@@ -180,3 +180,12 @@ def test_invalid_log_level_names_value(monkeypatch: pytest.MonkeyPatch) -> None:
 
     with pytest.raises(ValidationError, match="'verbose'"):
         Settings()
+
+
+def test_from_environ_leaves_process_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("STREAM_APP_APP_ID", "from-process")
+
+    settings = Settings.from_environ({"STREAM_APP_APP_ID": "from-mapping"})
+
+    assert settings.app_id == "from-mapping"
+    assert Settings().app_id == "from-process"

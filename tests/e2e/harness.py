@@ -20,7 +20,6 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from local_stack.process import ManagedProcess, choose_port
 from local_stack.stack import LocalStack
-from stream_app.settings import Settings
 
 
 def worker_env(
@@ -43,18 +42,6 @@ def worker_env(
     }
     env.update(extra)
     return env
-
-
-def settings_for(env: dict[str, str]) -> Settings:
-    """Settings as the worker sees them, without touching this process's environment."""
-    saved = dict(os.environ)
-    try:
-        os.environ.clear()
-        os.environ.update(env)
-        return Settings()
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
 
 
 def start_worker(env: dict[str, str], work_dir: Path) -> ManagedProcess:

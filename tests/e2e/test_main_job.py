@@ -25,7 +25,7 @@ from stream_app.mapping import load_mapping
 from stream_app.produce import produce_file
 from stream_app.settings import Settings
 from stream_app.topics import ensure_topics
-from tests.e2e.harness import TopicReader, settings_for, start_worker, worker_env
+from tests.e2e.harness import TopicReader, start_worker, worker_env
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 
@@ -197,7 +197,7 @@ async def test_main_job_end_to_end(
     job: dict[str, Any], local_stack: LocalStack, cms_slice: Path
 ) -> None:
     env = job["env"]
-    settings = settings_for(env)
+    settings = Settings.from_environ(env)
     topics = settings.topics
     await ensure_topics(settings)
     list_ids = await _create_lists(settings, job["names"])
