@@ -1,9 +1,9 @@
 """A CRM webhook receiver for local runs and tests.
 
-It plays the CRM's side of the import-result webhook: it verifies each delivery's Standard Webhooks
+It plays the CRM's side of the import-result webhook. It verifies each delivery's Standard Webhooks
 signature (webhook-id, webhook-timestamp, webhook-signature, HMAC-SHA256 over
-"{id}.{timestamp}.{body}"), records it, and can be told to fail with a status, to stall past the
-sender's timeout, or to recover. It keeps deliveries in memory and does not deduplicate them, so
+"{id}.{timestamp}.{body}") and records the delivery. Control endpoints make it fail with a status,
+stall past the sender's timeout, or recover. It keeps deliveries in memory and does not deduplicate them, so
 tests can see every retry.
 
 Run it in the foreground with `python -m local_stack.crm_receiver --port 8090 --secret whsec_...`.
@@ -104,7 +104,7 @@ async def set_failure(request: web.Request) -> web.Response:
     payload = await request.json()
     status = int(payload.get("status", 503))
     request.app[_STATE_KEY]["fail_status"] = status
-    logger.info("Answering every webhook with %d until recovered", status)
+    logger.info("Responding to every webhook with %d until recovered", status)
     return web.json_response({"fail_status": status})
 
 
@@ -112,7 +112,7 @@ async def set_delay(request: web.Request) -> web.Response:
     payload = await request.json()
     seconds = float(payload.get("seconds", 30))
     request.app[_STATE_KEY]["delay_seconds"] = seconds
-    logger.info("Delaying every webhook answer by %.1f s until recovered", seconds)
+    logger.info("Delaying every webhook response by %.1f s until recovered", seconds)
     return web.json_response({"delay_seconds": seconds})
 
 
@@ -120,7 +120,7 @@ async def recover(request: web.Request) -> web.Response:
     state = request.app[_STATE_KEY]
     state["fail_status"] = None
     state["delay_seconds"] = 0.0
-    logger.info("Answering webhooks normally again")
+    logger.info("Responding to webhooks normally again")
     return web.json_response({"fail_status": None, "delay_seconds": 0.0})
 
 

@@ -2,7 +2,7 @@
 
 Keys are deterministic (topic, partition, first and last offset, contact list), so writing a
 replayed batch again overwrites the same objects instead of adding overlapping ones. S3 being
-unreachable is retriable: `put_batch` keeps retrying with backoff for `retry_seconds`, which holds
+unreachable is retriable: `put_batch` keeps retrying with backoff for `retry_seconds`, which blocks
 the agent and so stops the worker from taking new records, then raises `S3UnavailableError`.
 Permission and missing-bucket errors are configuration problems and are raised at once.
 
@@ -133,7 +133,7 @@ class BatchArchive:
                     ) from exc
                 if status and status < 500 and status != 429:
                     raise S3ConfigurationError(
-                        f"S3 answered {status} {code} for {key} in bucket {self.settings.bucket!r}"
+                        f"S3 rejected the write of {key} to bucket {self.settings.bucket!r} with {status} {code}"
                     ) from exc
                 error: Exception = exc
             except (TimeoutError, BotoCoreError, OSError) as exc:

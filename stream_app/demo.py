@@ -1,10 +1,10 @@
 """`stream-app demo`: the main job end to end on the embedded local stack.
 
 It starts the local stack (Kafka, S3, the Genesys Cloud emulator, the CRM receiver), creates the
-target contact list in the emulator, starts a worker as a child process, publishes the input file
-(by default the CMS hospital file shipped with the package), and waits until every published record
-is accounted for: imported, rejected with a reason, or counted as a duplicate. Then it prints a
-summary and stops everything it started.
+target contact list in the emulator and starts a worker as a child process. Then it publishes the
+input file, by default the CMS hospital file shipped with the package, and waits until every
+published record is accounted for: imported, rejected with a reason, or counted as a duplicate.
+Last, it prints a summary and stops everything it started.
 
 Accounting reads the results topic (one import result per batch, deduplicated by batch id, since
 a replayed batch publishes its result again) and the dead-letter topic for records rejected before
@@ -125,10 +125,10 @@ class ResultTally:
 def list_definition(
     mapping: FieldMapping, reference: str
 ) -> tuple[list[str], list[str], list[str]]:
-    """Columns, phone columns and e-mail columns of the list the demo creates.
+    """Return the columns, phone columns and e-mail columns of the list the demo creates.
 
-    Columns are the mapping's list columns in file order; a column whose name contains "phone" is
-    a phone column and one that contains "email" an e-mail column.
+    The columns are the mapping's list columns in file order. A column whose name contains "phone"
+    is a phone column, and one whose name contains "email" is an e-mail column.
     """
     list_mapping = mapping.for_list(reference)
     assert list_mapping is not None

@@ -30,7 +30,7 @@ logger = logging.getLogger(__name__)
 
 
 def source_field_for(list_mapping: ListMapping, column: str) -> str:
-    """The source field that fills `column`; the column name itself under identity mapping."""
+    """Return the source field that fills `column`, or the column name under identity mapping."""
     if list_mapping.columns is None:
         return column
     return list_mapping.columns.get(column, column)

@@ -44,7 +44,7 @@ class TopicSettings(BaseModel):
 
 
 class GenesysSettings(BaseModel):
-    """Where Genesys Cloud is and how to call it.
+    """Genesys Cloud addresses, credentials and call policy.
 
     For a real org set `api_url` to `https://api.<region domain>` (for example
     https://api.mypurecloud.ie) and `login_url` to the same with `login.` in place of `api.`.

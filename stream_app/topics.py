@@ -22,7 +22,7 @@ logger = logging.getLogger(__name__)
 async def ensure_topics(settings: Settings) -> None:
     """Create missing topics; raise ConfigurationError if contact-events has another partition count."""
     topics = settings.topics
-    wanted = {
+    partitions_by_topic = {
         topics.contact_events: topics.partitions,
         topics.dead_letter: topics.partitions,
         topics.import_results: topics.partitions,
@@ -36,7 +36,7 @@ async def ensure_topics(settings: Settings) -> None:
         names = set(await admin.list_topics())
         missing = [
             NewTopic(name, num_partitions=count, replication_factor=topics.replication_factor)
-            for name, count in wanted.items()
+            for name, count in partitions_by_topic.items()
             if name not in names
         ]
         if missing:

@@ -1,10 +1,10 @@
 """Signed delivery of import results to the CRM webhook.
 
-Each import result is posted as JSON with Standard Webhooks headers: `webhook-id` is the batch id,
-which never changes for a batch, so the CRM can drop repeats; `webhook-timestamp` is the send time;
+Each import result is posted as JSON with Standard Webhooks headers. `webhook-id` is the batch id,
+which never changes for a batch, so the CRM can drop repeats. `webhook-timestamp` is the send time.
 `webhook-signature` is "v1," plus the base64 HMAC-SHA256 of "{id}.{timestamp}.{body}", made with
-the `standardwebhooks` reference implementation. Any answer other than 2xx, a timeout or a
-connection error is retried with exponential backoff and jitter for `retry_seconds`; after that
+the `standardwebhooks` reference implementation. A response other than 2xx, a timeout or a
+connection error is retried with exponential backoff and jitter for `retry_seconds`. After that
 the caller sends the result to the webhook dead-letter topic.
 
 This module does not consume Kafka; the relay agent calls `deliver` once per result.
@@ -74,7 +74,7 @@ class WebhookSender:
         }
 
     async def deliver(self, webhook_id: str, body: str) -> DeliveryOutcome:
-        """Post `body` until the CRM answers 2xx or `retry_seconds` have passed.
+        """Post `body` until the CRM responds with 2xx or `retry_seconds` have passed.
 
         Never raises for HTTP or network failures; the outcome says whether it was delivered.
         Each attempt is signed afresh, because the timestamp is part of the signature.

@@ -1,7 +1,7 @@
 """Session-wide fixtures: one local stack for the whole test run, and uuid-named resources.
 
 The stack (Kafka broker, S3 server, Genesys emulator, CRM receiver) starts once, on free loopback
-ports, the first time a test asks for it. Tests that kill or restart a service start their own copy
+ports, the first time a test requests it. Tests that kill or restart a service start their own copy
 of it instead of disturbing the shared one.
 """
 

@@ -1,6 +1,6 @@
 """Batches per (partition, contact list), bounded by records, bytes and time.
 
-A batch holds every record of one source partition addressed to one contact list, in offset order:
+A batch contains every record of one source partition addressed to one contact list, in offset order:
 the ones to write to Genesys Cloud, the rejected ones and the duplicates, so that one import result
 reports all of them and their offsets are acknowledged together once the outcome is durable. A batch
 closes when it reaches `max_records` or `max_bytes`, when it has been open `max_seconds`, or before a
@@ -85,7 +85,7 @@ class Batch:
         return str(uuid.uuid5(BATCH_NAMESPACE, name))
 
     def object_key(self, prefix: str) -> str:
-        """The S3 key of the batch's CSV; the manifest sits beside it with `.manifest.json`."""
+        """Return the S3 key of the batch's CSV; the manifest sits beside it, ending `.manifest.json`."""
         return (
             f"{prefix.strip('/')}/{self.topic}/partition={self.partition:04d}/"
             f"{self.first_offset:020d}-{self.last_offset:020d}.{self.contact_list_id}.csv"

@@ -34,7 +34,7 @@ class Decision(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class DedupeEntry:
-    """What the table stores for one identity."""
+    """The table entry for one identity."""
 
     fingerprint: str
     partition: int

@@ -3,8 +3,9 @@
 `BatchFlusher.flush` is the only place where a batch's records leave the worker. In order:
 1. the valid upserts are encoded as CSV in the list's column order and archived to S3 with a JSON
    manifest (retried until S3 accepts it: the agent waits, so no new records are taken meanwhile);
-2. the upserts go to Genesys Cloud, through POST .../contacts in chunks or, from
-   `upload_threshold` upserts on, through the CSV upload and the import status; then the deletes;
+2. the upserts go to Genesys Cloud through POST .../contacts in chunks. A batch with at least
+   `upload_threshold` upserts goes through the CSV upload and the import status instead. Then the
+   deletes are sent;
 3. records that were rejected by validation or by Genesys Cloud go to the dead-letter topic;
 4. the import result goes to the results topic.
 Only after all four may the caller acknowledge the batch's offsets. A Genesys failure that is
@@ -65,7 +66,7 @@ PublishResult = Callable[[ImportResult], Awaitable[None]]
 
 @dataclass
 class FlushReport:
-    """What a flush did, for the caller's table updates, metrics and the demo's accounting."""
+    """The outcome of a flush, for the caller's table updates, metrics and the demo's accounting."""
 
     result: ImportResult
     failed_records: list[BatchRecord] = field(default_factory=list)

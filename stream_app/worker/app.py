@@ -1,7 +1,7 @@
 """The faust application: the intake agent, the time-based flush, and the webhook relay.
 
 The agents are thin. The intake agent decodes each record, routes it to a contact list, maps and
-validates its fields, takes the dedupe decision and adds it to an open batch; closed batches go to
+validates its fields, takes the dedupe decision and adds it to an open batch. Closed batches go to
 `BatchFlusher`. Offsets are acknowledged by hand (`noack`), and only after the batch's outcome is
 durable, so faust never commits an offset whose record could still be lost. The relay agent posts
 each import result to the CRM webhook and dead-letters it after the retry time.
@@ -93,7 +93,7 @@ class Runtime:
 
 
 class StreamWorker:
-    """Builds the faust app for `settings` and holds the state its agents share."""
+    """Build the faust app for `settings` and keep the state its agents share."""
 
     def __init__(self, settings: Settings, mapping: FieldMapping | None = None) -> None:
         self.settings = settings

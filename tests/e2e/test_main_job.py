@@ -334,7 +334,7 @@ async def test_main_job_end_to_end(
             assert all(d["signature_valid"] for d in delivered.values())
             assert {d["body"]["batch_id"] for d in delivered.values() if d["body"]} == batch_ids
 
-            # The archive holds one CSV and one manifest per batch that submitted anything.
+            # The archive contains one CSV and one manifest per batch that submitted anything.
             keys = {r["s3"]["key"] for r in hospital_results.values() if r["s3"]}
             listing = local_stack.s3.client().list_objects_v2(
                 Bucket=local_stack.bucket, Prefix=settings.s3.prefix

@@ -58,7 +58,7 @@ def test_stack_env_points_at_services(local_stack: LocalStack) -> None:
     )
 
 
-def test_local_stack_up_prints_addresses_and_stops_on_ctrl_c(tmp_path: Path) -> None:
+def test_stack_up_stops_on_ctrl_c(tmp_path: Path) -> None:
     env = dict(os.environ)
     process = subprocess.Popen(
         [sys.executable, "-m", "local_stack", "up", "--work-dir", str(tmp_path), "--any-free-port"],
