@@ -140,7 +140,6 @@ class DedupeSettings(BaseModel):
     expire_seconds: float = Field(
         30 * 24 * 3600.0, gt=0, description="Forget an accepted record after this long"
     )
-    # NOTE: the worker does not apply channel_identity yet; only (contact list, contact id) is used.
     channel_identity: bool = Field(
         False,
         description="Also treat two contacts with the same normalised phones and e-mails as one",

@@ -46,6 +46,8 @@ class BatchRecord:
     dedupe_key: str | None = None
     dedupe_entry: str | None = None  # the entry this record writes, encoded
     previous_entry: str | None = None  # the entry it replaced, restored if the batch fails
+    channel_key: str | None = None  # set when channel identity is on and the record claimed one
+    previous_channel_entry: str | None = None
     occurred_at: float | None = None  # Unix seconds, from the event
     key: bytes | None = None
     # The original message value, so a record rejected by validation or by Genesys Cloud can be

@@ -13,7 +13,7 @@ This module is pure: it decides, and the pipeline reads and writes the faust tab
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -105,3 +105,54 @@ def decide(
         return Decision.DUPLICATE
 
     return Decision.UPDATE
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelOwner:
+    """The channel-table entry: which contact last claimed a set of phones and e-mails, and where."""
+
+    contact_id: str
+    partition: int
+    offset: int
+    accepted_at: float  # Unix seconds
+
+    def encode(self) -> str:
+        return f"{self.partition}:{self.offset}:{self.accepted_at:.0f}:{self.contact_id}"
+
+    @classmethod
+    def decode(cls, text: str) -> ChannelOwner:
+        """Parse `encode()` output; raise ValueError on anything else.
+
+        The contact id comes last and may itself contain colons.
+        """
+        partition, offset, accepted_at, contact_id = text.split(":", 3)
+        return cls(contact_id, int(partition), int(offset), float(accepted_at))
+
+
+def channel_values(data: Mapping[str, str], channel_columns: Sequence[str]) -> list[str]:
+    """Return the non-empty normalised phone and e-mail values of a validated contact."""
+    return [data[column] for column in channel_columns if data.get(column)]
+
+
+def channels_taken(
+    owner: ChannelOwner | None,
+    contact_id: str,
+    *,
+    partition: int,
+    offset: int,
+    now: float,
+    expire_seconds: float,
+) -> bool:
+    """Return True when another contact already claimed the same phones and e-mails.
+
+    Seed-style identity: two contact ids with equal normalised channels are one person, so the
+    later one is a duplicate. The claim of the same contact, an expired claim, and a claim written
+    by this record or a later record of its partition (a replay after a crash) do not count.
+    """
+    if owner is None or now - owner.accepted_at > expire_seconds:
+        return False
+
+    if owner.contact_id == contact_id:
+        return False
+
+    return not (owner.partition == partition and owner.offset >= offset)

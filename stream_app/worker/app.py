@@ -167,6 +167,25 @@ class StreamWorker:
                 "max_write_buffer_number": 2,
             },
         )
+        # Contacts that share phones and e-mails usually sit in different partitions, so the
+        # channel table is global: every worker reads all of its partitions.
+        # NOTE: with several workers a claim made on one worker reaches the others through the
+        # changelog, so two claims within that delay can both be accepted.
+        self.channel_table = (
+            app.GlobalTable(
+                "dedupe-channels",
+                key_type=str,
+                value_type=str,
+                partitions=topics.partitions,
+                options={
+                    "block_cache_size": dedupe_settings.block_cache_bytes,
+                    "write_buffer_size": dedupe_settings.write_buffer_bytes,
+                    "max_write_buffer_number": 2,
+                },
+            )
+            if dedupe_settings.channel_identity
+            else None
+        )
 
         app.agent(self.events_topic, name="intake")(self._intake_agent)
         app.agent(self.results_topic, name="webhook-relay")(self._relay_agent)
@@ -321,7 +340,7 @@ class StreamWorker:
         else:
             record.data = {}
         if record.outcome is Outcome.SUBMIT:
-            self._dedupe(record, schema.list_id)
+            self._dedupe(record, schema)
         return runtime.buffer.add(record, schema.list_id, schema.name)
 
     def _validate(
@@ -348,7 +367,8 @@ class StreamWorker:
         record.reasons = tuple(reasons)
         record.rejected_stage = "mapping" if problems else "validation"
 
-    def _dedupe(self, record: BatchRecord, list_id: str) -> None:
+    def _dedupe(self, record: BatchRecord, schema: ContactListSchema) -> None:
+        list_id = schema.list_id
         key = dedupe.identity_key(list_id, record.contact_id or "")
         content_fingerprint = dedupe.fingerprint(record.operation, record.data or {})
         previous_text = self.dedupe_table.get(key)
@@ -362,7 +382,7 @@ class StreamWorker:
             now=now,
             expire_seconds=self.settings.dedupe.expire_seconds,
         )
-        if decision is dedupe.Decision.DUPLICATE:
+        if decision is dedupe.Decision.DUPLICATE or self._channels_taken(record, schema, now):
             record.outcome = Outcome.DUPLICATE
             return
         entry = dedupe.DedupeEntry(
@@ -373,18 +393,64 @@ class StreamWorker:
         record.previous_entry = previous_text if decision is not dedupe.Decision.REPLAY else None
         self.dedupe_table[key] = entry
 
+    def _channels_taken(self, record: BatchRecord, schema: ContactListSchema, now: float) -> bool:
+        """Apply seed-style identity: return True if another contact claimed these channels.
+
+        Otherwise claim them for this record's contact. Only upserts with at least one phone or
+        e-mail value take part, and only when `dedupe.channel_identity` is on.
+        """
+        if self.channel_table is None or record.operation != "upsert" or not record.data:
+            return False
+        channels = dedupe.channel_values(record.data, schema.phone_columns + schema.email_columns)
+        if not channels:
+            return False
+
+        key = dedupe.channel_key(schema.list_id, channels)
+        owner_text = self.channel_table.get(key)
+        owner = dedupe.ChannelOwner.decode(owner_text) if owner_text else None
+        contact_id = record.contact_id or ""
+        if dedupe.channels_taken(
+            owner,
+            contact_id,
+            partition=record.partition,
+            offset=record.offset,
+            now=now,
+            expire_seconds=self.settings.dedupe.expire_seconds,
+        ):
+            return True
+
+        record.channel_key = key
+        record.previous_channel_entry = owner_text
+        self.channel_table[key] = dedupe.ChannelOwner(
+            contact_id, record.partition, record.offset, now
+        ).encode()
+        return False
+
+    def _restore_dedupe_entries(self, record: BatchRecord) -> None:
+        """Undo the table writes of a record whose batch Genesys Cloud did not accept.
+
+        Deleting an entry errs towards submitting the next equal record again, which the upsert
+        by contact id makes harmless.
+        """
+        restores = [(self.dedupe_table, record.dedupe_key, record.previous_entry)]
+        if self.channel_table is not None:
+            restores.append((self.channel_table, record.channel_key, record.previous_channel_entry))
+        with event_context(record.handle):
+            for table, key, previous in restores:
+                if key is None:
+                    continue
+                if previous is None:
+                    table.pop(key, None)
+                else:
+                    table[key] = previous
+
     async def _flush(self, runtime: Runtime, batch: Batch) -> None:
         schema = await runtime.lists.get(batch.contact_list_id)
         list_mapping = self._list_mappings[batch.contact_list_id]
         report = await runtime.flusher.flush(batch, schema, list_mapping.id_column)
         for record in report.failed_records:
-            if record.dedupe_key is None or record.handle is None:
-                continue
-            with event_context(record.handle):
-                if record.previous_entry is None:
-                    self.dedupe_table.pop(record.dedupe_key, None)
-                else:
-                    self.dedupe_table[record.dedupe_key] = record.previous_entry
+            if record.handle is not None:
+                self._restore_dedupe_entries(record)
         for record in batch.records:
             if record.handle is not None:
                 record.handle.ack()

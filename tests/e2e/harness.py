@@ -13,6 +13,7 @@ import sys
 import time
 import uuid
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +43,23 @@ def worker_env(
     }
     env.update(extra)
     return env
+
+
+def contact_event(
+    contact_id: str, fields: dict[str, Any], contact_list: str, operation: str = "upsert"
+) -> bytes:
+    """Return a ContactEvent message value, as a producer would publish it."""
+    return json.dumps(
+        {
+            "event_id": str(uuid.uuid4()),
+            "source": "e2e",
+            "operation": operation,
+            "contact_list": contact_list,
+            "contact_id": contact_id,
+            "fields": fields,
+            "occurred_at": datetime.now(tz=UTC).isoformat(),
+        }
+    ).encode()
 
 
 def start_worker(env: dict[str, str], work_dir: Path) -> ManagedProcess:

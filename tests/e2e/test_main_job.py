@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +24,7 @@ from stream_app.mapping import load_mapping
 from stream_app.produce import produce_file
 from stream_app.settings import Settings
 from stream_app.topics import ensure_topics
-from tests.e2e.harness import TopicReader, start_worker, worker_env
+from tests.e2e.harness import TopicReader, contact_event, start_worker, worker_env
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 
@@ -63,20 +62,6 @@ first_name = "first_name"
 phone = "phone"
 email = "email"
 """
-
-
-def _event(contact_id: str, fields: dict[str, Any], operation: str = "upsert") -> bytes:
-    return json.dumps(
-        {
-            "event_id": str(uuid.uuid4()),
-            "source": "e2e",
-            "operation": operation,
-            "contact_list": "people",
-            "contact_id": contact_id,
-            "fields": fields,
-            "occurred_at": datetime.now(tz=UTC).isoformat(),
-        }
-    ).encode()
 
 
 def _debezium(op: str, before: dict[str, Any] | None, after: dict[str, Any] | None) -> bytes:
@@ -211,10 +196,14 @@ async def test_main_job_end_to_end(
         producer = AIOKafkaProducer(bootstrap_servers=settings.kafka.bootstrap_servers)
         await producer.start()
         try:
-            await producer.send_and_wait(topics.contact_events, _event("p-1", PERSON), key=b"p-1")
+            await producer.send_and_wait(
+                topics.contact_events, contact_event("p-1", PERSON, "people"), key=b"p-1"
+            )
             for contact_id, fields, _, _ in BAD_PEOPLE:
                 await producer.send_and_wait(
-                    topics.contact_events, _event(contact_id, fields), key=contact_id.encode()
+                    topics.contact_events,
+                    contact_event(contact_id, fields, "people"),
+                    key=contact_id.encode(),
                 )
             await producer.send_and_wait(
                 topics.contact_events, b"this is not json {", key=b"p-notjson"

@@ -7,8 +7,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from stream_app.pipeline.dedupe import (
+    ChannelOwner,
     Decision,
     DedupeEntry,
+    channel_values,
+    channels_taken,
     decide,
     fingerprint,
     identity_key,
@@ -326,3 +329,66 @@ def test_duplicate_stays_duplicate_on_replay() -> None:
     replay = _process(table, records, 1, 2, NOW + 60)
 
     assert replay[1] is Decision.DUPLICATE
+
+
+# Seed-style identity on phones and e-mails
+
+OWNER = ChannelOwner("c-1", partition=0, offset=10, accepted_at=1_000.0)
+
+
+@pytest.mark.parametrize(
+    ("owner", "contact_id", "partition", "offset", "now", "expected"),
+    [
+        (None, "c-2", 1, 5, 1_000.0, False),
+        (OWNER, "c-2", 1, 5, 1_000.0, True),
+        (OWNER, "c-2", 0, 20, 1_000.0, True),
+        (OWNER, "c-1", 1, 5, 1_000.0, False),
+        (OWNER, "c-2", 0, 10, 1_000.0, False),
+        (OWNER, "c-2", 0, 3, 1_000.0, False),
+        (OWNER, "c-2", 1, 5, 1_000.0 + 61.0, False),
+    ],
+    ids=[
+        "unclaimed",
+        "other_contact_other_partition",
+        "other_contact_later_offset",
+        "same_contact",
+        "own_position_replay",
+        "later_claim_replay",
+        "expired_claim",
+    ],
+)
+def test_channels_taken_cases(
+    owner: ChannelOwner | None,
+    contact_id: str,
+    partition: int,
+    offset: int,
+    now: float,
+    expected: bool,
+) -> None:
+    taken = channels_taken(
+        owner, contact_id, partition=partition, offset=offset, now=now, expire_seconds=60.0
+    )
+
+    assert taken is expected
+
+
+@given(
+    contact_id=st.text(min_size=1, max_size=30).filter(lambda text: "\x00" not in text),
+    partition=st.integers(min_value=0, max_value=1000),
+    offset=st.integers(min_value=0, max_value=2**62),
+    accepted_at=st.integers(min_value=0, max_value=2**40),
+)
+def test_channel_owner_round_trip(
+    contact_id: str, partition: int, offset: int, accepted_at: int
+) -> None:
+    owner = ChannelOwner(contact_id, partition, offset, float(accepted_at))
+
+    assert ChannelOwner.decode(owner.encode()) == owner
+
+
+def test_channel_values_skip_empty() -> None:
+    data = {"phone": "+13347938701", "mobile": "", "email": "ada@example.com", "name": "Ada"}
+
+    values = channel_values(data, ("phone", "mobile", "email"))
+
+    assert values == ["+13347938701", "ada@example.com"]
