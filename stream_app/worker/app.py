@@ -156,16 +156,21 @@ class StreamWorker:
             topics.webhook_dead_letter, key_serializer="raw", value_serializer="raw", partitions=1
         )
         dedupe_settings = settings.dedupe
+        # faust's RocksDB default is a 2 GiB block cache per table partition. The TTL lets RocksDB
+        # drop entries a day after they expire at compaction; `decide` checks expiry itself, and
+        # a recovery from the compacted changelog may bring expired entries back until then.
+        rocksdb_options = {
+            "block_cache_size": dedupe_settings.block_cache_bytes,
+            "write_buffer_size": dedupe_settings.write_buffer_bytes,
+            "max_write_buffer_number": 2,
+            "ttl": int(dedupe_settings.expire_seconds) + 24 * 3600,
+        }
         self.dedupe_table = app.Table(
             "dedupe",
             key_type=str,
             value_type=str,
             partitions=topics.partitions,
-            options={
-                "block_cache_size": dedupe_settings.block_cache_bytes,
-                "write_buffer_size": dedupe_settings.write_buffer_bytes,
-                "max_write_buffer_number": 2,
-            },
+            options=rocksdb_options,
         )
         # Contacts that share phones and e-mails usually sit in different partitions, so the
         # channel table is global: every worker reads all of its partitions.
@@ -177,11 +182,7 @@ class StreamWorker:
                 key_type=str,
                 value_type=str,
                 partitions=topics.partitions,
-                options={
-                    "block_cache_size": dedupe_settings.block_cache_bytes,
-                    "write_buffer_size": dedupe_settings.write_buffer_bytes,
-                    "max_write_buffer_number": 2,
-                },
+                options=rocksdb_options,
             )
             if dedupe_settings.channel_identity
             else None
