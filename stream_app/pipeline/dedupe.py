@@ -17,7 +17,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
-_SEPARATOR = "\x1f"  # ASCII unit separator: cannot occur in a trimmed, validated value
+# ASCII unit separator. Validation removes control characters from values, and a list id is a
+# UUID, so the parts of a key cannot run into each other.
+_SEPARATOR = "\x1f"
 
 
 class Decision(StrEnum):

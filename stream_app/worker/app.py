@@ -157,8 +157,8 @@ class StreamWorker:
         )
         dedupe_settings = settings.dedupe
         # faust's RocksDB default is a 2 GiB block cache per table partition. The TTL lets RocksDB
-        # drop entries a day after they expire at compaction; `decide` checks expiry itself, and
-        # a recovery from the compacted changelog may bring expired entries back until then.
+        # drop entries at compaction a day after they expire. `decide` checks expiry itself,
+        # because a recovery from the compacted changelog may bring expired entries back.
         rocksdb_options = {
             "block_cache_size": dedupe_settings.block_cache_bytes,
             "write_buffer_size": dedupe_settings.write_buffer_bytes,
