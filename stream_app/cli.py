@@ -1,4 +1,8 @@
-"""The `stream-app` command: worker, produce and demo."""
+"""The `stream-app` command: worker, produce, create-list, dead-letters and demo.
+
+Errors that a user can fix (a mapping file, a setting, an input file) end the command with one
+line naming the problem and exit code 2; set STREAM_APP_LOG_LEVEL=DEBUG to see the traceback.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +14,7 @@ import sys
 from dataclasses import asdict
 from pathlib import Path
 
+from stream_app.errors import ConfigurationError
 from stream_app.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -19,6 +24,8 @@ def _configure_logging(level: str) -> None:
     logging.basicConfig(
         level=level, format="%(asctime)s %(levelname)s %(name)s %(message)s", stream=sys.stderr
     )
+    # httpx logs every request at INFO; the Genesys client logs what matters itself.
+    logging.getLogger("httpx").setLevel(max(logging.WARNING, logging.getLogger().level))
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
@@ -28,8 +35,8 @@ def cmd_worker(args: argparse.Namespace) -> int:
     settings = Settings()
     _configure_logging(settings.log_level)
     logger.info("Settings: %s", json.dumps(settings.masked_dump(), sort_keys=True))
-    asyncio.run(ensure_topics(settings))
     worker = StreamWorker(settings)
+    asyncio.run(ensure_topics(settings))
     import faust  # noqa: PLC0415
 
     faust.Worker(
@@ -53,6 +60,8 @@ def cmd_produce(args: argparse.Namespace) -> int:
         )
         return 2
     mapping = load_mapping(mapping_path)
+    if not args.file.is_file():
+        raise FileNotFoundError(f"input file {args.file} not found")
 
     async def run() -> None:
         await ensure_topics(settings)
@@ -70,6 +79,55 @@ def cmd_produce(args: argparse.Namespace) -> int:
             if summary.skipped_without_id
             else ""
         )
+
+    asyncio.run(run())
+    return 0
+
+
+def cmd_create_list(args: argparse.Namespace) -> int:
+    from stream_app.contact_lists import ensure_contact_list  # noqa: PLC0415
+    from stream_app.genesys.client import GenesysClient  # noqa: PLC0415
+    from stream_app.mapping import load_mapping  # noqa: PLC0415
+
+    settings = Settings()
+    _configure_logging(settings.log_level)
+    mapping_path = args.mapping or settings.mapping_file
+    if mapping_path is None:
+        raise ConfigurationError("--mapping FILE is required (or set STREAM_APP_MAPPING_FILE)")
+    mapping = load_mapping(mapping_path)
+    reference = args.contact_list or mapping.default_contact_list
+    if reference is None:
+        raise ConfigurationError("pass --contact-list NAME; the mapping file names no default list")
+
+    async def run() -> None:
+        async with GenesysClient(settings.genesys) as genesys:
+            contact_list, created = await ensure_contact_list(genesys, mapping, reference)
+        state = "Created" if created else "Found existing"
+        print(f"{state} contact list {contact_list.name!r}: {contact_list.id}")
+        print(f"  columns: {', '.join(contact_list.column_names)}")
+
+    asyncio.run(run())
+    return 0
+
+
+def cmd_dead_letters(args: argparse.Namespace) -> int:
+    from stream_app.topics import read_topic  # noqa: PLC0415
+
+    settings = Settings()
+    _configure_logging(settings.log_level)
+    topic = settings.topics.webhook_dead_letter if args.webhook else settings.topics.dead_letter
+
+    async def run() -> int:
+        count = 0
+        async for value in read_topic(settings, topic, idle_seconds=args.idle):
+            record = json.loads(value)
+            if not args.payload:
+                for name in ("value_base64", "event", "result"):
+                    record.pop(name, None)
+            print(json.dumps(record, sort_keys=True))
+            count += 1
+        print(f"{count} records in {topic}", file=sys.stderr)
+        return count
 
     asyncio.run(run())
     return 0
@@ -126,6 +184,32 @@ def main(argv: list[str] | None = None) -> int:
     )
     produce.set_defaults(handler=cmd_produce)
 
+    create_list = sub.add_parser(
+        "create-list",
+        help="create the Genesys Cloud contact list a mapping file describes, unless it exists",
+    )
+    create_list.add_argument(
+        "--mapping", type=Path, help="TOML mapping file; default STREAM_APP_MAPPING_FILE"
+    )
+    create_list.add_argument("--contact-list", help="[lists] key; default: the mapping's default")
+    create_list.set_defaults(handler=cmd_create_list)
+
+    dead_letters = sub.add_parser(
+        "dead-letters", help="print the dead-letter topic as JSON lines, from the beginning"
+    )
+    dead_letters.add_argument(
+        "--payload",
+        action="store_true",
+        help="include the original message (unmasked personal data); default: reasons only",
+    )
+    dead_letters.add_argument(
+        "--webhook", action="store_true", help="read the webhook dead-letter topic instead"
+    )
+    dead_letters.add_argument(
+        "--idle", type=float, default=3.0, help="stop after this many seconds without a record"
+    )
+    dead_letters.set_defaults(handler=cmd_dead_letters)
+
     demo = sub.add_parser("demo", help="run the main job end to end on the embedded local stack")
     demo.add_argument("--input", type=Path, help="input file (default: the CMS hospital file)")
     demo.add_argument("--mapping", type=Path, help="mapping file for --input")
@@ -141,7 +225,14 @@ def main(argv: list[str] | None = None) -> int:
     demo.set_defaults(handler=cmd_demo)
 
     args = parser.parse_args(argv)
-    return int(args.handler(args))
+    try:
+        return int(args.handler(args))
+    except (ConfigurationError, OSError, ValueError) as exc:
+        # pydantic's ValidationError is a ValueError: invalid STREAM_APP_* settings land here too.
+        if logging.getLogger().isEnabledFor(logging.DEBUG):
+            logger.exception("stream-app %s failed", args.command)
+        print(f"stream-app {args.command}: error: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -30,8 +30,10 @@ from tqdm import tqdm
 
 from local_stack.process import choose_port
 from local_stack.stack import PROJECT_ROOT, LocalStack, StackPorts
+from stream_app.contact_lists import ensure_contact_list
+from stream_app.errors import ConfigurationError
 from stream_app.genesys.client import GenesysClient
-from stream_app.mapping import FieldMapping, load_mapping
+from stream_app.mapping import load_mapping
 from stream_app.produce import produce_file
 from stream_app.settings import Settings
 from stream_app.topics import ensure_topics
@@ -69,6 +71,7 @@ class ResultTally:
         self.settings = settings
         self.results: dict[str, dict[str, Any]] = {}
         self.early_rejections: dict[tuple[int, int], dict[str, Any]] = {}
+        self.dead_letters: set[tuple[int, int]] = set()
         self._consumer: AIOKafkaConsumer | None = None
 
     async def start(self) -> None:
@@ -97,8 +100,11 @@ class ResultTally:
                 body = json.loads(message.value)
                 if tp.topic == self.settings.topics.import_results:
                     self.results[body["batch_id"]] = body
-                elif body.get("stage") in {"decode", "routing"}:
-                    self.early_rejections[(body["partition"], body["offset"])] = body
+                    continue
+                position = (body["partition"], body["offset"])
+                self.dead_letters.add(position)
+                if body.get("stage") in {"decode", "routing"}:
+                    self.early_rejections[position] = body
 
     def summary(self, records_read: int) -> DemoSummary:
         summary = DemoSummary(records_read=records_read, batches=len(self.results))
@@ -116,28 +122,10 @@ class ResultTally:
             summary.records_rejected += 1
             for reason in rejected["reasons"]:
                 by_rule[reason["rule"]] = by_rule.get(reason["rule"], 0) + 1
-        summary.dead_letter_records = len(self.early_rejections)
+        summary.dead_letter_records = len(self.dead_letters)
         summary.rejections_by_rule = dict(sorted(by_rule.items()))
         summary.unaccounted = records_read - summary.accounted()
         return summary
-
-
-def list_definition(
-    mapping: FieldMapping, reference: str
-) -> tuple[list[str], list[str], list[str]]:
-    """Return the columns, phone columns and e-mail columns of the list the demo creates.
-
-    The columns are the mapping's list columns in file order. A column whose name contains "phone"
-    is a phone column, and one whose name contains "email" is an e-mail column.
-    """
-    list_mapping = mapping.for_list(reference)
-    assert list_mapping is not None
-    if list_mapping.columns is None:
-        raise ValueError(f"the demo needs explicit [lists.{reference}.columns] to create the list")
-    columns = list(list_mapping.columns)
-    phones = [column for column in columns if "phone" in column.lower()]
-    emails = [column for column in columns if "email" in column.lower()]
-    return columns, phones, emails
 
 
 async def run_demo(
@@ -159,7 +147,9 @@ async def run_demo(
     mapping = load_mapping(mapping_path)
     reference = mapping.default_contact_list
     if reference is None:
-        raise ValueError(f"{mapping_path} has no [defaults] contact_list for the demo to create")
+        raise ConfigurationError(
+            f"{mapping_path} has no [defaults] contact_list for the demo to create; add one"
+        )
 
     stack = LocalStack(work_dir=work_dir, ports=StackPorts())
     await asyncio.to_thread(stack.start)
@@ -172,12 +162,8 @@ async def run_demo(
         settings = Settings.from_environ(env)
 
         await ensure_topics(settings)
-        columns, phones, emails = list_definition(mapping, reference)
         async with GenesysClient(settings.genesys) as genesys:
-            existing = await genesys.find_contact_list(reference)
-            contact_list = existing or await genesys.create_contact_list(
-                name=reference, column_names=columns, phone_columns=phones, email_columns=emails
-            )
+            contact_list, _ = await ensure_contact_list(genesys, mapping, reference)
 
             worker = await _start_worker(env, work_dir)
             tally = ResultTally(settings)
@@ -254,7 +240,10 @@ async def _wait_until_accounted(
             summary.webhook_deliveries = len(
                 {d["webhook_id"] for d in deliveries if d["signature_valid"]}
             )
-            if summary.webhook_deliveries >= summary.batches:
+            # Each rejected record is dead-lettered before its batch's result is published,
+            # but the two topics are read independently, so wait for both.
+            all_dead_lettered = summary.dead_letter_records >= summary.records_rejected
+            if summary.webhook_deliveries >= summary.batches and all_dead_lettered:
                 break
         await asyncio.sleep(0.5)
     progress.close()

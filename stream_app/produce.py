@@ -23,6 +23,7 @@ from tqdm import tqdm
 
 from schemas.contact_event import ContactEvent
 from stream_app.csv_codec import read_source_file
+from stream_app.errors import ConfigurationError
 from stream_app.mapping import FieldMapping, ListMapping
 from stream_app.settings import Settings
 
@@ -87,7 +88,7 @@ async def produce_file(
     reference = contact_list or mapping.default_contact_list
     list_mapping = mapping.for_list(reference) if reference else None
     if reference is None or list_mapping is None:
-        raise ValueError(
+        raise ConfigurationError(
             f"contact list {reference!r} is not in the mapping file; pass --contact-list with a "
             "list that has a [lists.NAME] section"
         )

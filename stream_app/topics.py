@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from collections.abc import AsyncIterator
 
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
@@ -54,3 +56,43 @@ async def ensure_topics(settings: Settings) -> None:
             f"topic {topics.contact_events!r} has {actual} partitions but STREAM_APP_TOPICS__PARTITIONS "
             f"is {topics.partitions}; set it to {actual}"
         )
+
+
+async def read_topic(
+    settings: Settings, topic: str, *, idle_seconds: float
+) -> AsyncIterator[bytes]:
+    """Yield every message value of `topic` from the beginning, without a consumer group.
+
+    Stops once no message has arrived for `idle_seconds`, so it suits inspection commands.
+    """
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka.bootstrap_servers)
+    await admin.start()
+    try:
+        # list_topics does not auto-create a missing topic, unlike a metadata request naming it.
+        if topic not in await admin.list_topics():
+            return
+        described = await admin.describe_topics([topic])
+    finally:
+        await admin.close()
+    assigned = [
+        TopicPartition(topic, partition["partition"])
+        for item in described
+        for partition in item["partitions"]
+    ]
+
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=settings.kafka.bootstrap_servers, enable_auto_commit=False
+    )
+    await consumer.start()
+    try:
+        consumer.assign(assigned)
+        await consumer.seek_to_beginning(*assigned)
+        while True:
+            batches = await consumer.getmany(timeout_ms=int(idle_seconds * 1000))
+            if not batches:
+                return
+            for messages in batches.values():
+                for message in messages:
+                    yield message.value
+    finally:
+        await consumer.stop()

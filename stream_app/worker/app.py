@@ -33,7 +33,7 @@ from schemas.import_result import ImportResult
 from schemas.reason import Reason
 from schemas.rejected_record import RejectedRecord, Stage
 from stream_app.archive import BatchArchive
-from stream_app.errors import DecodeError
+from stream_app.errors import ConfigurationError, DecodeError
 from stream_app.genesys.client import GenesysClient
 from stream_app.intake.decode import DebeziumOptions, decode_message
 from stream_app.mapping import FieldMapping, ListMapping, load_mapping, map_fields
@@ -98,7 +98,7 @@ class StreamWorker:
     def __init__(self, settings: Settings, mapping: FieldMapping | None = None) -> None:
         self.settings = settings
         if mapping is None and settings.mapping_file is None:
-            raise ValueError("a mapping file is required; set STREAM_APP_MAPPING_FILE")
+            raise ConfigurationError("a mapping file is required; set STREAM_APP_MAPPING_FILE")
         self.mapping = mapping or load_mapping(settings.mapping_file)  # type: ignore[arg-type]
         self.debezium = (
             DebeziumOptions(
@@ -111,6 +111,7 @@ class StreamWorker:
         )
         self.runtime: Runtime | None = None
         self._list_mappings: dict[str, ListMapping] = {}
+        self._dead_letter_counts: dict[str, int] = {}
         self._runtime_ready = asyncio.Event()
         self.app = self._build_app()
 
@@ -481,6 +482,24 @@ class StreamWorker:
         )
         await self.dead_letter_topic.send(key=event.key, value=rejected.model_dump_json().encode())
         event.ack()
+        self._log_dead_letter(stage, reasons[0], message.partition, message.offset)
+
+    def _log_dead_letter(self, stage: Stage, reason: Reason, partition: int, offset: int) -> None:
+        """Log dead-lettered records at 1, 10, 100, ... per rule, so a bad feed cannot flood the log."""
+        count = self._dead_letter_counts[reason.rule] = (
+            self._dead_letter_counts.get(reason.rule, 0) + 1
+        )
+        if count == 10 ** (len(str(count)) - 1):
+            logger.warning(
+                "Dead-lettered %d record(s) with rule %s at stage %s so far; latest at partition %d "
+                "offset %d: %s",
+                count,
+                reason.rule,
+                stage,
+                partition,
+                offset,
+                reason.message,
+            )
 
     async def _publish_rejected_batch_record(
         self, record: BatchRecord, rejected: RejectedRecord

@@ -35,4 +35,5 @@ def test_demo_twice_accounts_for_every_record(tmp_path: Path) -> None:
     assert summary["records_rejected"] == 2 * (CMS_ROWS - summary["records_valid"])
     assert summary["records_valid"] > 4800
     assert summary["webhook_deliveries"] == summary["batches"]
+    assert summary["dead_letter_records"] == summary["records_rejected"]
     assert summary["rejections_by_rule"] == {"phone.invalid": summary["records_rejected"]}
