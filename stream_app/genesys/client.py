@@ -37,6 +37,7 @@ from stream_app.genesys.errors import (
 from stream_app.genesys.models import (
     ContactList,
     ContactWrite,
+    DialerContact,
     DialerContactRef,
     EmailColumn,
     ImportOutcome,
@@ -63,6 +64,7 @@ MAX_SIGNED_URL_SECONDS = 604800
 __all__ = [
     "ContactList",
     "ContactWrite",
+    "DialerContact",
     "DialerContactRef",
     "EmailColumn",
     "GenesysClient",
@@ -78,6 +80,10 @@ DEFAULT_EMAIL_TYPE = "work"
 
 _ModelT = TypeVar("_ModelT", bound=BaseModel)
 _DIALER_CONTACTS = TypeAdapter(list[DialerContactRef])
+_STORED_CONTACTS = TypeAdapter(list[DialerContact])
+# Ids per POST .../contacts/bulk request. The API's maximum is unconfirmed; 100 matches the
+# page size limit of the other contact endpoints.
+CONTACTS_PER_BULK_READ = 100
 
 
 class _ResponseModel(BaseModel):
@@ -301,6 +307,24 @@ class GenesysClient:
         logger.debug("Contact list %s: wrote %d contacts", list_id, len(written))
         return written
 
+    async def get_contacts(self, list_id: str, ids: Sequence[str]) -> dict[str, DialerContact]:
+        """Return the stored contacts among `ids`, by id (POST .../contacts/bulk).
+
+        Ids that are not in the list are left out of the result. Reads only; safe to retry.
+        """
+        operation = "POST /contactlists/{contactListId}/contacts/bulk"
+        found: dict[str, DialerContact] = {}
+        for start in range(0, len(ids), CONTACTS_PER_BULK_READ):
+            response = await self._caller.call_api(
+                "POST",
+                "/contactlists/{contactListId}/contacts/bulk",
+                path_params={"contactListId": list_id},
+                json=list(ids[start : start + CONTACTS_PER_BULK_READ]),
+            )
+            for contact in _parse_list(_STORED_CONTACTS, response, operation):
+                found[contact.id] = contact
+        return found
+
     async def delete_contacts(self, list_id: str, ids: Sequence[str]) -> None:
         """Delete contacts by id, in as many requests as keep each URL under 8000 bytes.
 
@@ -436,6 +460,25 @@ class GenesysClient:
                 min(self._settings.import_poll_interval_seconds, deadline - self._clock())
             )
 
+    async def wait_until_no_import(self, list_id: str) -> None:
+        """Return once the list has no import in progress.
+
+        Raises `ImportInProgressError` when one is still running after `import_timeout_seconds`.
+        Safe to retry.
+        """
+        deadline = self._clock() + self._settings.import_timeout_seconds
+        status = await self.get_import_status(list_id)
+        while status.in_progress:
+            if self._clock() >= deadline:
+                raise ImportInProgressError(
+                    f"contact list {list_id} still had an import in progress after "
+                    f"{self._settings.import_timeout_seconds:.0f} s (genesys.import_timeout_seconds)"
+                )
+            await self._sleep(
+                min(self._settings.import_poll_interval_seconds, deadline - self._clock())
+            )
+            status = await self.get_import_status(list_id)
+
     async def _upload_once(
         self, list_id: str, csv_bytes: bytes, contact_id_column: str
     ) -> UploadTicket:
@@ -535,9 +578,12 @@ def _parse(model: type[_ModelT], response: httpx.Response, operation: str) -> _M
         raise _unexpected_body(response, operation, error) from error
 
 
+_ItemT = TypeVar("_ItemT")
+
+
 def _parse_list(
-    adapter: TypeAdapter[list[DialerContactRef]], response: httpx.Response, operation: str
-) -> list[DialerContactRef]:
+    adapter: TypeAdapter[list[_ItemT]], response: httpx.Response, operation: str
+) -> list[_ItemT]:
     try:
         return adapter.validate_json(response.content)
     except ValidationError as error:

@@ -90,6 +90,14 @@ class DialerContactRef(_ApiModel):
     contact_list_id: str | None = None
 
 
+class DialerContact(_ApiModel):
+    """A stored contact as POST .../contacts/bulk returns it: its id and column values."""
+
+    id: str
+    contact_list_id: str | None = None
+    data: dict[str, str] = {}
+
+
 @dataclass(frozen=True, slots=True)
 class ContactWrite:
     """One contact to insert or update: its client-chosen id and its column values."""

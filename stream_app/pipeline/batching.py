@@ -6,6 +6,11 @@ reports all of them and their offsets are acknowledged together once the outcome
 closes when it reaches `max_records` or `max_bytes`, when it has been open `max_seconds`, or before a
 second write for a contact id it already holds, so operations on one contact reach Genesys in order.
 
+A record read again after a crash or a rebalance may fall into a batch planned by an earlier run
+(see `stream_app.pipeline.progress`). Such a batch keeps the planned offset range, whatever the
+limits say: it closes when its last planned offset arrives, or when a later offset of its partition
+shows that the rest is not coming.
+
 This module is pure: no Kafka, no I/O. The faust agent feeds it and flushes what it returns.
 """
 
@@ -19,6 +24,7 @@ from typing import Any
 
 from schemas.reason import Reason
 from schemas.rejected_record import Stage
+from stream_app.pipeline.progress import BatchProgress
 from stream_app.settings import BatchSettings
 
 # uuid5 namespace for batch ids, so a replayed batch gets the id it had before.
@@ -68,14 +74,15 @@ class Batch:
     records: list[BatchRecord] = field(default_factory=list)
     byte_size: int = 0
     submitted_ids: set[str] = field(default_factory=set)
+    plan: BatchProgress | None = None  # set when an earlier run planned this batch
 
     @property
     def first_offset(self) -> int:
-        return self.records[0].offset
+        return self.plan.first_offset if self.plan else self.records[0].offset
 
     @property
     def last_offset(self) -> int:
-        return self.records[-1].offset
+        return self.plan.last_offset if self.plan else self.records[-1].offset
 
     @property
     def batch_id(self) -> str:
@@ -103,63 +110,111 @@ class BatchBuffer:
     Not thread-safe; the pipeline serialises calls with one asyncio lock.
     """
 
+    # A planned batch whose last record never arrives is closed after this many `max_seconds`.
+    PLANNED_PATIENCE = 12
+
     def __init__(self, topic: str, limits: BatchSettings, clock: Callable[[], float]) -> None:
         self.topic = topic
         self.limits = limits
         self.clock = clock
         self._open: dict[tuple[int, str], Batch] = {}
+        self._planned_open = 0
 
     def __len__(self) -> int:
         return sum(len(batch.records) for batch in self._open.values())
 
-    def add(self, record: BatchRecord, contact_list_id: str, contact_list_name: str) -> list[Batch]:
-        """Add `record` and return the batches that are now closed, oldest first."""
-        closed: list[Batch] = []
+    def add(
+        self,
+        record: BatchRecord,
+        contact_list_id: str,
+        contact_list_name: str,
+        plan: BatchProgress | None = None,
+    ) -> list[Batch]:
+        """Add `record` and return the batches that are now closed, oldest first.
+
+        `plan` is the planned batch whose range contains the record's offset, if there is one.
+        """
+        closed = self.close_passed(record.partition, record.offset)
         slot = (record.partition, contact_list_id)
         batch = self._open.get(slot)
 
-        if (
-            batch is not None
-            and record.outcome is Outcome.SUBMIT
-            and record.contact_id in batch.submitted_ids
+        if batch is not None and (
+            batch.plan is not plan
+            or (
+                plan is None
+                and record.outcome is Outcome.SUBMIT
+                and record.contact_id in batch.submitted_ids
+            )
         ):
-            closed.append(self._open.pop(slot))
+            closed.append(self._pop(slot))
             batch = None
 
         if batch is None:
             batch = Batch(
-                self.topic, record.partition, contact_list_id, contact_list_name, self.clock()
+                self.topic,
+                record.partition,
+                contact_list_id,
+                contact_list_name,
+                self.clock(),
+                plan=plan,
             )
             self._open[slot] = batch
+            self._planned_open += plan is not None
 
         batch.records.append(record)
         batch.byte_size += record.size
         if record.outcome is Outcome.SUBMIT and record.contact_id is not None:
             batch.submitted_ids.add(record.contact_id)
 
-        if (
-            len(batch.records) >= self.limits.max_records
-            or batch.byte_size >= self.limits.max_bytes
-        ):
-            closed.append(self._open.pop(slot))
+        if plan is not None:
+            full = record.offset >= plan.last_offset
+        else:
+            full = (
+                len(batch.records) >= self.limits.max_records
+                or batch.byte_size >= self.limits.max_bytes
+            )
+        if full:
+            closed.append(self._pop(slot))
         return closed
 
+    def close_passed(self, partition: int, offset: int) -> list[Batch]:
+        """Close the planned batches of `partition` that end before `offset`.
+
+        The record at a planned batch's last offset may not come back to the same batch (the
+        mapping file changed, say); a later offset of the partition shows it is not coming.
+        """
+        if not self._planned_open:
+            return []
+        slots = [
+            slot
+            for slot, batch in self._open.items()
+            if slot[0] == partition and batch.plan is not None and batch.plan.last_offset < offset
+        ]
+        return [self._pop(slot) for slot in slots]
+
     def due(self) -> list[Batch]:
-        """Close and return the batches open for `max_seconds` or longer."""
+        """Close and return the batches open for `max_seconds` or longer.
+
+        A planned batch waits for its last record, up to PLANNED_PATIENCE times as long.
+        """
         now = self.clock()
         slots = [
             slot
             for slot, batch in self._open.items()
-            if now - batch.opened_at >= self.limits.max_seconds
+            if now - batch.opened_at
+            >= self.limits.max_seconds * (self.PLANNED_PATIENCE if batch.plan else 1)
         ]
-        return [self._open.pop(slot) for slot in slots]
+        return [self._pop(slot) for slot in slots]
 
     def pop_partition(self, partition: int) -> list[Batch]:
         """Close and return every open batch of `partition`, as on revocation."""
         slots = [slot for slot in self._open if slot[0] == partition]
-        return [self._open.pop(slot) for slot in slots]
+        return [self._pop(slot) for slot in slots]
 
     def pop_all(self) -> list[Batch]:
-        batches = list(self._open.values())
-        self._open.clear()
-        return batches
+        return [self._pop(slot) for slot in list(self._open)]
+
+    def _pop(self, slot: tuple[int, str]) -> Batch:
+        batch = self._open.pop(slot)
+        self._planned_open -= batch.plan is not None
+        return batch

@@ -39,10 +39,12 @@ from schemas.reason import Reason
 from schemas.rejected_record import RejectedRecord, Stage
 from stream_app.archive import ArchivedBatch, BatchArchive, S3UnavailableError
 from stream_app.csv_codec import encode_csv
+from stream_app.errors import RetriableError
 from stream_app.genesys.client import GenesysClient
-from stream_app.genesys.errors import GenesysError, GenesysPermanentError, GenesysRetriableError
+from stream_app.genesys.errors import GenesysError
 from stream_app.genesys.models import CallRecord, ContactWrite
 from stream_app.pipeline.batching import Batch, BatchRecord, Outcome
+from stream_app.pipeline.progress import BatchProgress, Step
 from stream_app.settings import Settings
 from stream_app.validation.contact_list import ContactListSchema
 
@@ -62,13 +64,15 @@ def record_request_id(call: CallRecord) -> None:
 
 PublishRejected = Callable[[BatchRecord, RejectedRecord], Awaitable[None]]
 PublishResult = Callable[[ImportResult], Awaitable[None]]
+# Stores a batch's progress; with durable=True it returns once the changelog has it.
+SaveProgress = Callable[[BatchProgress, bool], Awaitable[None]]
 
 
 @dataclass
 class FlushReport:
     """The outcome of a flush, for the caller's table updates, metrics and the demo's accounting."""
 
-    result: ImportResult
+    result: ImportResult | None  # None when the batch was published by an earlier run
     failed_records: list[BatchRecord] = field(default_factory=list)
 
 
@@ -92,8 +96,22 @@ class BatchFlusher:
         self._s3_retry_pause = s3_retry_pause_seconds
         self._sleep = sleep
 
-    async def flush(self, batch: Batch, schema: ContactListSchema, id_column: str) -> FlushReport:
-        """Run the four steps for `batch`; raise only for configuration errors.
+    async def flush(
+        self,
+        batch: Batch,
+        schema: ContactListSchema,
+        id_column: str,
+        progress: BatchProgress,
+        save: SaveProgress,
+    ) -> FlushReport:
+        """Run the four steps for `batch`, skipping those `progress` shows done; raise only for
+        configuration errors.
+
+        `save(progress, durable)` stores the progress in the worker's table. The plan is saved
+        durably (the changelog has it) before anything leaves the worker; later stages are saved
+        as they complete. A batch resumed from the table (`progress.resumed`) whose Genesys
+        outcome is unknown reads its contacts back first and writes only those that Genesys
+        Cloud does not hold yet with the same values.
 
         S3 outages are waited out here (each S3UnavailableError is logged and the write tried
         again), so a return means the batch's outcome is durable and its offsets may be committed.
@@ -103,44 +121,59 @@ class BatchFlusher:
         upserts = [record for record in submit if record.operation == "upsert"]
         deletes = [record for record in submit if record.operation == "delete"]
 
+        if progress.stage is Step.PUBLISHED:
+            logger.info(
+                "Batch %s (partition %d, offsets %d-%d) was published before; acknowledging it",
+                batch.batch_id,
+                batch.partition,
+                batch.first_offset,
+                batch.last_offset,
+            )
+            failed = submit if progress.failure else []
+            return FlushReport(None, failed)
+        if progress.stage is Step.PLANNED:
+            await save(progress, True)
+
         columns = list(schema.column_names)
         csv_bytes = encode_csv(
             columns,
             [[(record.data or {}).get(column, "") for column in columns] for record in upserts],
         )
 
-        archived: ArchivedBatch | None = None
-        if submit:
+        if submit and progress.stage < Step.ARCHIVED:
             archived = await self._archive(batch, csv_bytes, upserts, deletes, started)
+            progress.s3 = {
+                "bucket": archived.bucket,
+                "key": archived.key,
+                "manifest_key": archived.manifest_key,
+            }
+            progress.stage = Step.ARCHIVED
+            await save(progress, False)
 
-        genesys_info: GenesysImport | None = None
-        failure: Reason | None = None
-        request_ids: list[str] = []
-        if submit:
+        if submit and progress.stage < Step.RESOLVED:
+            request_ids: list[str] = []
             token = _request_ids.set(request_ids)
             try:
-                genesys_info, failure = await self._submit(
-                    batch,
-                    csv_bytes,
-                    id_column,
-                    upserts=upserts,
-                    deletes=deletes,
-                    request_ids=request_ids,
+                await self._submit(
+                    batch, schema, id_column, progress, save, upserts=upserts, deletes=deletes
                 )
             finally:
                 _request_ids.reset(token)
+            progress.request_ids = [*progress.request_ids, *request_ids]
+            progress.stage = Step.RESOLVED
+            await save(progress, False)
 
+        failure = progress.failure_reason
         failed = submit if failure is not None else []
-        if failure is not None:
-            for record in failed:
-                record.reasons = (failure,)
+        for record in failed:
+            record.reasons = (failure,)  # type: ignore[assignment]
 
         finished = datetime.now(tz=UTC)
         await self._publish_rejections(batch, failed, finished)
-        result = self._result(
-            batch, archived, genesys_info, failed, started=started, finished=finished
-        )
+        result = self._result(batch, progress, failed, started=started, finished=finished)
         await self.publish_result(result)
+        progress.stage = Step.PUBLISHED
+        await save(progress, False)
         logger.info(
             "Batch %s for list %s (partition %d, offsets %d-%d): %d received, %d submitted, %d failed, "
             "%d rejected, %d duplicates",
@@ -195,61 +228,104 @@ class BatchFlusher:
     async def _submit(
         self,
         batch: Batch,
-        csv_bytes: bytes,
+        schema: ContactListSchema,
         id_column: str,
+        progress: BatchProgress,
+        save: SaveProgress,
         *,
         upserts: list[BatchRecord],
         deletes: list[BatchRecord],
-        request_ids: list[str],
-    ) -> tuple[GenesysImport, Reason | None]:
-        method = "upload" if len(upserts) >= self.settings.genesys.upload_threshold else "contacts"
-        state: str | None = None
-        upload_key: str | None = None
+    ) -> None:
+        """Write the batch to Genesys Cloud and set `progress`'s method, state and failure."""
+        list_id = batch.contact_list_id
         try:
-            if upserts and method == "contacts":
+            if progress.stage is Step.UPLOADED:
+                logger.info(
+                    "Batch %s: resuming the wait for import %s", batch.batch_id, progress.upload_key
+                )
+                outcome = await self.genesys.wait_for_import(list_id, len(upserts))
+                progress.import_state = outcome.state
+                upserts = []
+            elif progress.resumed:
+                upserts, deletes = await self._not_yet_written(batch, upserts, deletes)
+
+            if upserts and len(upserts) < self.settings.genesys.upload_threshold:
+                progress.method = "contacts"
                 writes = [
                     ContactWrite(id=record.contact_id or "", data=record.data or {})
                     for record in upserts
                 ]
-                await self.genesys.add_contacts(batch.contact_list_id, writes)
+                await self.genesys.add_contacts(list_id, writes)
             elif upserts:
-                ticket = await self.genesys.upload_contacts_csv(
-                    batch.contact_list_id, csv_bytes, id_column
+                progress.method = "upload"
+                columns = list(schema.column_names)
+                csv_bytes = encode_csv(
+                    columns,
+                    [[(record.data or {}).get(c, "") for c in columns] for record in upserts],
                 )
-                upload_key = ticket.upload_key
+                ticket = await self.genesys.upload_contacts_csv(list_id, csv_bytes, id_column)
+                progress.upload_key = ticket.upload_key
+                progress.stage = Step.UPLOADED
+                await save(progress, False)
                 # NOTE: the batch's row count is a lower bound of the list size the client expects;
                 # it only matters when the import status stalls and the client counts contacts.
-                outcome = await self.genesys.wait_for_import(batch.contact_list_id, len(upserts))
-                state = outcome.state
+                outcome = await self.genesys.wait_for_import(
+                    list_id, len(upserts), started_after=ticket.uploaded_at
+                )
+                progress.import_state = outcome.state
+            elif progress.method is None:
+                progress.method = "contacts"
             if deletes:
                 await self.genesys.delete_contacts(
-                    batch.contact_list_id, [record.contact_id or "" for record in deletes]
+                    list_id, [record.contact_id or "" for record in deletes]
                 )
-        except GenesysPermanentError as exc:
-            logger.warning("Genesys Cloud rejected batch %s: %s", batch.batch_id, exc)
+        except GenesysError as exc:
+            # ImportInProgressError is a conflict that is retriable; the rest split by class.
+            retriable = isinstance(exc, RetriableError)
+            if retriable:
+                logger.warning(
+                    "Genesys Cloud unavailable for batch %s after retries: %s", batch.batch_id, exc
+                )
+            else:
+                logger.warning("Genesys Cloud rejected batch %s: %s", batch.batch_id, exc)
             failure_reason = getattr(exc, "failure_reason", None)
-            info = GenesysImport(
-                method=method,
-                import_state="FAILED" if failure_reason else state,
-                failure_reason=failure_reason,
-                request_ids=request_ids,
-                upload_key=upload_key,
-            )
-            return info, _genesys_reason(exc, retriable=False)
-        except GenesysRetriableError as exc:
-            logger.warning(
-                "Genesys Cloud unavailable for batch %s after retries: %s", batch.batch_id, exc
-            )
-            info = GenesysImport(method=method, request_ids=request_ids, upload_key=upload_key)
-            return info, _genesys_reason(exc, retriable=True)
+            if failure_reason:
+                progress.import_state = "FAILED"
+                progress.import_failure = failure_reason
+            progress.failure = _genesys_reason(exc, retriable=retriable).model_dump(mode="json")
+        else:
+            progress.failure = None
 
-        info = GenesysImport(
-            method=method,
-            import_state=state,
-            request_ids=request_ids,
-            upload_key=upload_key,
+    async def _not_yet_written(
+        self, batch: Batch, upserts: list[BatchRecord], deletes: list[BatchRecord]
+    ) -> tuple[list[BatchRecord], list[BatchRecord]]:
+        """Return the upserts and deletes of a resumed batch that Genesys Cloud lacks.
+
+        An earlier run may have written some or all of them before it stopped. An upload it made
+        may still be importing, so this waits for the list's import first, then reads the
+        contacts back: an upsert is needed unless the stored contact has the same values, and a
+        delete unless the contact is gone.
+        """
+        list_id = batch.contact_list_id
+        await self.genesys.wait_until_no_import(list_id)
+        ids = [record.contact_id or "" for record in (*upserts, *deletes)]
+        stored = await self.genesys.get_contacts(list_id, ids)
+        needed_upserts = [
+            record
+            for record in upserts
+            if (contact := stored.get(record.contact_id or "")) is None
+            or any(contact.data.get(k, "") != v for k, v in (record.data or {}).items())
+        ]
+        needed_deletes = [record for record in deletes if (record.contact_id or "") in stored]
+        logger.info(
+            "Batch %s resumed: %d of %d upserts and %d of %d deletes still to write",
+            batch.batch_id,
+            len(needed_upserts),
+            len(upserts),
+            len(needed_deletes),
+            len(deletes),
         )
-        return info, None
+        return needed_upserts, needed_deletes
 
     async def _publish_rejections(
         self, batch: Batch, failed: list[BatchRecord], now: datetime
@@ -278,8 +354,7 @@ class BatchFlusher:
     def _result(
         self,
         batch: Batch,
-        archived: ArchivedBatch | None,
-        genesys_info: GenesysImport | None,
+        progress: BatchProgress,
         failed: list[BatchRecord],
         *,
         started: datetime,
@@ -307,9 +382,16 @@ class BatchFlusher:
             imported=submitted - len(failed),
             failed=len(failed),
         )
-        s3 = (
-            S3Object(bucket=archived.bucket, key=archived.key, manifest_key=archived.manifest_key)
-            if archived
+        s3 = S3Object(**progress.s3) if progress.s3 else None
+        genesys_info = (
+            GenesysImport(
+                method=progress.method,
+                import_state=progress.import_state,
+                failure_reason=progress.import_failure,
+                request_ids=progress.request_ids,
+                upload_key=progress.upload_key,
+            )
+            if progress.method
             else None
         )
         timings = ImportTimings(

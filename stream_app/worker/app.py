@@ -2,15 +2,23 @@
 
 The agents are thin. The intake agent decodes each record, routes it to a contact list, maps and
 validates its fields, takes the dedupe decision and adds it to an open batch. Closed batches go to
-`BatchFlusher`. Offsets are acknowledged by hand (`noack`), and only after the batch's outcome is
-durable, so faust never commits an offset whose record could still be lost. The relay agent posts
-each import result to the CRM webhook and dead-letters it after the retry time.
+`BatchFlusher`. Offsets are acknowledged by hand (`noack`), only after the record's outcome is
+durable, and in offset order (`OffsetTracker`), so faust never commits an offset whose record
+could still be lost. The relay agent posts each import result to the CRM webhook and dead-letters
+it after the retry time.
+
+Three changelogged tables, co-partitioned with the contact events:
+- `dedupe`: the last accepted content per contact (see `stream_app.pipeline.dedupe`);
+- `dedupe-channels` (global, optional): seed-style identity on phones and e-mails;
+- `batches`: each batch's plan and progress (see `stream_app.pipeline.progress`), so records read
+  again after a crash or rebalance form the same batches, and a resumed batch skips the steps
+  that were done.
 
 Design notes that follow from faust 0.15 behaviour:
 - Table writes need a current event. Dedupe entries are written while the record's own event is
-  current; restores after a failed batch use `event_context`.
-- faust commits the highest *contiguous* acknowledged offset per partition, so a record acknowledged
-  early (a dead-lettered decode failure) never lets the commit pass an earlier buffered record.
+  current; batch progress and restores after a failed batch use `event_context`.
+- faust writes changelog records in the background; a batch's plan is flushed to Kafka before the
+  batch's first side effect.
 - On rebalance and shutdown faust waits for unacknowledged events; the flush timer keeps running
   then and closes open batches, and `on_before_shutdown` flushes what is left.
 """
@@ -27,6 +35,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import faust
+from faust.types import TP
 
 from schemas.contact_event import ContactEvent
 from schemas.import_result import ImportResult
@@ -37,9 +46,11 @@ from stream_app.errors import ConfigurationError, DecodeError
 from stream_app.genesys.client import GenesysClient
 from stream_app.intake.decode import DebeziumOptions, decode_message
 from stream_app.mapping import FieldMapping, ListMapping, load_mapping, map_fields
-from stream_app.pipeline import dedupe
+from stream_app.pipeline import dedupe, progress
 from stream_app.pipeline.batching import Batch, BatchBuffer, BatchRecord, Outcome
 from stream_app.pipeline.flush import BatchFlusher, record_request_id
+from stream_app.pipeline.offsets import OffsetTracker
+from stream_app.pipeline.progress import BatchProgress
 from stream_app.settings import Settings
 from stream_app.validation.contact import ValidationOptions, ValidContact, validate_contact
 from stream_app.validation.contact_list import ContactListSchema
@@ -89,6 +100,7 @@ class Runtime:
     lists: ContactListCache
     flusher: BatchFlusher
     buffer: BatchBuffer
+    offsets: OffsetTracker
     lock: asyncio.Lock
 
 
@@ -112,6 +124,8 @@ class StreamWorker:
         self.runtime: Runtime | None = None
         self._list_mappings: dict[str, ListMapping] = {}
         self._dead_letter_counts: dict[str, int] = {}
+        # The `batches` table's entries per partition and contact list id, read on first use.
+        self._plans: dict[int, dict[str, list[BatchProgress]]] = {}
         self._runtime_ready = asyncio.Event()
         self.app = self._build_app()
 
@@ -131,6 +145,9 @@ class StreamWorker:
             web_port=settings.web_port,
             web_bind="127.0.0.1",
             consumer_auto_offset_reset="earliest",
+            # At least the contact-events topic's max.message.bytes: aiokafka 0.14 skips a record
+            # that is larger than this per-partition fetch size instead of returning it.
+            consumer_max_fetch_size=topics.contact_events_max_message_bytes,
             broker_commit_interval=1.0,
             table_cleanup_interval=60.0,
             producer_linger_ms=5,
@@ -189,10 +206,25 @@ class StreamWorker:
             else None
         )
 
+        # Entries are small and few (the batches not yet committed), so no TTL and a small cache.
+        self.batch_table = app.Table(
+            "batches",
+            key_type=str,
+            value_type=str,
+            partitions=topics.partitions,
+            options={
+                "block_cache_size": 8 * 1024 * 1024,
+                "write_buffer_size": 4 * 1024 * 1024,
+                "max_write_buffer_number": 2,
+            },
+        )
+
         app.agent(self.events_topic, name="intake")(self._intake_agent)
         app.agent(self.results_topic, name="webhook-relay")(self._relay_agent)
         app.timer(0.5, name="flush-due")(self._flush_due)
         app.on_before_shutdown.connect(self._on_before_shutdown)  # type: ignore[arg-type]
+        app.on_partitions_revoked.connect(self._on_partitions_revoked)  # type: ignore[arg-type]
+        app.on_partitions_assigned.connect(self._on_partitions_assigned)  # type: ignore[arg-type]
         return app
 
     # Runtime lifecycle
@@ -216,6 +248,7 @@ class StreamWorker:
             lists=ContactListCache(genesys),
             flusher=flusher,
             buffer=BatchBuffer(settings.topics.contact_events, settings.batch, time.monotonic),
+            offsets=OffsetTracker(),
             lock=asyncio.Lock(),
         )
         self._runtime_ready.set()
@@ -232,6 +265,26 @@ class StreamWorker:
             logger.info("Shutting down: flushing %d open batches", len(batches))
         for batch in batches:
             await self._flush(runtime, batch)
+
+    def _on_partitions_revoked(self, app: Any, revoked: set[TP], **_: Any) -> None:
+        """Forget the in-flight offsets and cached plans of revoked partitions.
+
+        Their new owner reads the uncommitted records again and finds the plans in the table.
+        """
+        numbers = self._own_partitions(revoked)
+        for number in numbers:
+            self._plans.pop(number, None)
+        if self.runtime is not None:
+            self.runtime.offsets.forget(numbers)
+
+    def _on_partitions_assigned(self, app: Any, assigned: set[TP], **_: Any) -> None:
+        """Drop cached plans of new partitions: another worker may have written newer ones."""
+        for number in self._own_partitions(assigned):
+            self._plans.pop(number, None)
+
+    def _own_partitions(self, partitions: set[TP]) -> set[int]:
+        topic = self.settings.topics.contact_events
+        return {tp.partition for tp in partitions if tp.topic == topic}
 
     # Agents
 
@@ -282,6 +335,7 @@ class StreamWorker:
         message = event.message
         raw_value: bytes | None = event.value
         key: bytes | None = event.key
+        runtime.offsets.track(message.partition, message.offset, event)
         try:
             decoded = decode_message(
                 raw_value,
@@ -292,7 +346,7 @@ class StreamWorker:
             await self._dead_letter_now(event, "decode", exc.reasons)
             return []
         if decoded is None:
-            event.ack()  # a tombstone: nothing to import
+            self._done(runtime, message.partition, [message.offset])  # a tombstone
             return []
 
         reference = decoded.contact_list or self.mapping.default_contact_list
@@ -343,7 +397,8 @@ class StreamWorker:
             record.data = {}
         if record.outcome is Outcome.SUBMIT:
             self._dedupe(record, schema)
-        return runtime.buffer.add(record, schema.list_id, schema.name)
+        plan = progress.covering(self._plans_for(record.partition, schema.list_id), record.offset)
+        return runtime.buffer.add(record, schema.list_id, schema.name, plan)
 
     def _validate(
         self,
@@ -449,14 +504,57 @@ class StreamWorker:
     async def _flush(self, runtime: Runtime, batch: Batch) -> None:
         schema = await runtime.lists.get(batch.contact_list_id)
         list_mapping = self._list_mappings[batch.contact_list_id]
-        report = await runtime.flusher.flush(batch, schema, list_mapping.id_column)
+        plan = batch.plan or BatchProgress(batch.first_offset, batch.last_offset)
+        handle = batch.records[-1].handle
+
+        async def save(entry: BatchProgress, durable: bool) -> None:
+            plans = progress.put(self._plans_for(batch.partition, batch.contact_list_id), entry)
+            plans = progress.prune(plans, self._committed_offset(batch.partition))
+            self._plans.setdefault(batch.partition, {})[batch.contact_list_id] = plans
+            with event_context(handle):
+                self.batch_table[progress.slot_key(batch.partition, batch.contact_list_id)] = (
+                    progress.encode_plans(plans)
+                )
+            if durable:
+                await self.app.producer.flush()
+
+        report = await runtime.flusher.flush(batch, schema, list_mapping.id_column, plan, save)
         for record in report.failed_records:
             if record.handle is not None:
                 self._restore_dedupe_entries(record)
-        for record in batch.records:
-            if record.handle is not None:
-                record.handle.ack()
-                record.handle = None
+        self._done(runtime, batch.partition, [record.offset for record in batch.records])
+
+    def _done(self, runtime: Runtime, partition: int, offsets: list[int]) -> None:
+        """Acknowledge, in offset order, the records whose outcome is now durable."""
+        for handle in runtime.offsets.done(partition, offsets):
+            handle.ack()
+
+    def _plans_for(self, partition: int, contact_list_id: str) -> list[BatchProgress]:
+        lists = self._plans.setdefault(partition, {})
+        plans = lists.get(contact_list_id)
+        if plans is None:
+            text = self.batch_table.get(progress.slot_key(partition, contact_list_id))
+            try:
+                plans = progress.decode_plans(text)
+            except (ValueError, TypeError, KeyError) as exc:
+                logger.error(
+                    "Ignoring an unreadable batch plan entry for partition %d, list %s: %s",
+                    partition,
+                    contact_list_id,
+                    exc,
+                )
+                plans = []
+            lists[contact_list_id] = plans
+        return plans
+
+    def _committed_offset(self, partition: int) -> int | None:
+        """The offset the consumer group resumes `partition` from, as faust last committed it."""
+        # faust 0.15 keeps it in a private mapping; None (keep every plan) if that ever changes.
+        committed = getattr(self.app.consumer, "_committed_offset", None)
+        if committed is None:
+            return None
+        value = committed.get(TP(self.settings.topics.contact_events, partition))
+        return value if isinstance(value, int) else None
 
     # Publishing
 
@@ -481,7 +579,8 @@ class StreamWorker:
             contact_list=decoded.contact_list if decoded else None,
         )
         await self.dead_letter_topic.send(key=event.key, value=rejected.model_dump_json().encode())
-        event.ack()
+        if self.runtime is not None:
+            self._done(self.runtime, message.partition, [message.offset])
         self._log_dead_letter(stage, reasons[0], message.partition, message.offset)
 
     def _log_dead_letter(self, stage: Stage, reason: Reason, partition: int, offset: int) -> None:

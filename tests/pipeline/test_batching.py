@@ -10,7 +10,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from stream_app.pipeline import progress
 from stream_app.pipeline.batching import Batch, BatchBuffer, BatchRecord, Outcome
+from stream_app.pipeline.progress import BatchProgress
 from stream_app.settings import BatchSettings
 
 TOPIC = "contact-events"
@@ -313,3 +315,78 @@ def test_batches_cover_every_offset(steps: list[tuple], max_records: int) -> Non
         )
         assert copy.batch_id == batch.batch_id
         assert copy.object_key("archive") == batch.object_key("archive")
+
+
+# Replays: records read again after a crash form the planned batches, whatever the timing.
+
+REPLAY_TIMING = st.lists(st.one_of(ADVANCE, DUE, st.just(("none",))), min_size=1, max_size=200)
+
+
+@settings(max_examples=200)
+@given(steps=STEPS, replay_timing=REPLAY_TIMING, max_records=st.integers(1, 6))
+def test_replayed_records_form_the_planned_batches(
+    steps: list[tuple], replay_timing: list[tuple], max_records: int
+) -> None:
+    clock = FakeClock()
+    buffer = _buffer(clock, max_records=max_records, max_bytes=1024, max_seconds=5.0)
+    offsets = Offsets()
+    added: list[tuple[BatchRecord, str]] = []
+    closed: list[Batch] = []
+    for step in steps:
+        if step[0] == "add":
+            _, partition, list_id, contact_id, outcome, size = step
+            record = offsets.record(partition, contact_id, outcome=outcome, size=size)
+            added.append((record, list_id))
+            closed.extend(buffer.add(record, list_id, list_id.title()))
+        elif step[0] == "advance":
+            clock.now += step[1]
+        else:
+            closed.extend(buffer.due())
+    # The batches that were planned before the crash; the open ones were never planned.
+    plans = {(batch.partition, batch.contact_list_id): [] for batch in closed}
+    for batch in closed:
+        plans[(batch.partition, batch.contact_list_id)].append(
+            BatchProgress(batch.first_offset, batch.last_offset)
+        )
+
+    replay = _buffer(FakeClock(), max_records=max_records, max_bytes=1024, max_seconds=5.0)
+    replayed: list[Batch] = []
+    timing = iter(replay_timing * (len(added) + 1))
+    for record, list_id in added:
+        copy = BatchRecord(
+            partition=record.partition,
+            offset=record.offset,
+            outcome=record.outcome,
+            contact_id=record.contact_id,
+            size=record.size,
+        )
+        plan = progress.covering(plans.get((record.partition, list_id), []), record.offset)
+        replayed.extend(replay.add(copy, list_id, list_id.title(), plan))
+        step = next(timing)
+        if step[0] == "advance":
+            replay.clock.now += step[1]  # type: ignore[attr-defined]
+        elif step[0] == "due":
+            replayed.extend(replay.due())
+    replayed.extend(replay.pop_all())
+
+    def ranges(batches: list[Batch]) -> set[tuple[int, str, int, int]]:
+        return {(b.partition, b.contact_list_id, b.first_offset, b.last_offset) for b in batches}
+
+    assert ranges(closed) <= ranges(replayed)
+    planned_keys = {batch.object_key("archive") for batch in closed}
+    replayed_keys = [batch.object_key("archive") for batch in replayed]
+    assert planned_keys <= set(replayed_keys)
+    positions = [(b.partition, r.offset) for b in replayed for r in b.records]
+    assert len(positions) == len(set(positions)) == len(added)
+    for batch in replayed:
+        if batch.object_key("archive") in planned_keys:
+            continue
+        for planned in closed:
+            if (planned.partition, planned.contact_list_id) == (
+                batch.partition,
+                batch.contact_list_id,
+            ):
+                assert (
+                    batch.last_offset < planned.first_offset
+                    or batch.first_offset > planned.last_offset
+                ), "a new batch overlaps a planned one"
