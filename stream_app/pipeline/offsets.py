@@ -66,6 +66,12 @@ class OffsetTracker:
         oldest: int = next(iter(pending))
         return oldest
 
+    def drain(self) -> list[Any]:
+        """Remove and return the handles of every record still in flight, done or not."""
+        handles = [entry[0] for pending in self._pending.values() for entry in pending.values()]
+        self._pending.clear()
+        return handles
+
     def forget(self, partitions: Iterable[int]) -> None:
         """Drop what is in flight for revoked partitions; their new owner reads it again."""
         for partition in partitions:

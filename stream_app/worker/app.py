@@ -19,8 +19,12 @@ Design notes that follow from faust 0.15 behaviour:
   current; batch progress and restores after a failed batch use `event_context`.
 - faust writes changelog records in the background; a batch's plan is flushed to Kafka before the
   batch's first side effect.
-- On rebalance and shutdown faust waits for unacknowledged events; the flush timer keeps running
-  then and closes open batches, and `on_before_shutdown` flushes what is left.
+- On rebalance and shutdown faust waits until every event it delivered is acknowledged. A record
+  must not be acknowledged before its outcome is durable, and a batch planned by an earlier run must
+  not be flushed before all its records are back. So during a rebalance the flush timer abandons
+  the open batches and releases their events unacknowledged (`_release_unfinished`); faust then
+  seeks to the committed offsets and the records are read again. On shutdown the open batches
+  that no earlier run planned are flushed, and the rest is released the same way.
 """
 
 from __future__ import annotations
@@ -261,10 +265,32 @@ class StreamWorker:
             return
         async with runtime.lock:
             batches = runtime.buffer.pop_all()
-        if batches:
-            logger.info("Shutting down: flushing %d open batches", len(batches))
-        for batch in batches:
-            await self._flush(runtime, batch)
+            fresh = [batch for batch in batches if batch.plan is None]
+            if batches:
+                logger.info(
+                    "Shutting down: flushing %d open batches, leaving %d planned ones to be "
+                    "read again",
+                    len(fresh),
+                    len(batches) - len(fresh),
+                )
+            for batch in fresh:
+                await self._flush(runtime, batch)
+            self._release_unfinished(runtime)
+
+    def _release_unfinished(self, runtime: Runtime) -> int:
+        """Drop every record in flight without acknowledging it, and return how many.
+
+        faust waits for delivered events to be acknowledged before it rebalances or stops; its
+        private set of unacknowledged messages is the only way to let it go on without committing
+        them. The records stay uncommitted, so this worker or the partition's next owner reads
+        them again.
+        """
+        unacked = getattr(self.app.consumer, "_unacked_messages", None)
+        handles = runtime.offsets.drain()
+        for handle in handles:
+            if unacked is not None:
+                unacked.discard(handle.message)
+        return len(handles)
 
     def _on_partitions_revoked(self, app: Any, revoked: set[TP], **_: Any) -> None:
         """Forget the in-flight offsets and cached plans of revoked partitions.
@@ -301,8 +327,17 @@ class StreamWorker:
         if runtime is None:
             return
         async with runtime.lock:
-            batches = runtime.buffer.pop_all() if self.app.rebalancing else runtime.buffer.due()
-            for batch in batches:
+            if self.app.rebalancing:
+                abandoned = runtime.buffer.pop_all()
+                released = self._release_unfinished(runtime)
+                if released:
+                    logger.info(
+                        "Rebalancing: left %d records (%d open batches) to be read again",
+                        released,
+                        len(abandoned),
+                    )
+                return
+            for batch in runtime.buffer.due():
                 await self._flush(runtime, batch)
 
     async def _relay_agent(self, stream: Any) -> None:

@@ -46,3 +46,13 @@ def test_offsets_done_twice_or_untracked_are_ignored() -> None:
 
     assert tracker.done(0, [0, 0, 99]) == ["h0"]
     assert tracker.done(0, [0, 1]) == ["h1"]
+
+
+def test_drain_returns_every_record_in_flight_and_empties_the_tracker() -> None:
+    tracker = _tracker(0, range(3))
+    tracker.track(1, 5, "p1")
+    tracker.done(0, [1])
+
+    assert sorted(tracker.drain()) == ["h0", "h1", "h2", "p1"]
+    assert len(tracker) == 0
+    assert tracker.done(0, [0]) == []
