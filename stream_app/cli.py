@@ -1,4 +1,4 @@
-"""The `stream-app` command: worker, produce, create-list, dead-letters and demo.
+"""The `stream-app` command: worker, produce, create-list, dead-letters, webhook-resend and demo.
 
 Errors that a user can fix (a mapping file, a setting, an input file) end the command with one
 line naming the problem and exit code 2; set STREAM_APP_LOG_LEVEL=DEBUG to see the traceback.
@@ -12,6 +12,7 @@ import json
 import logging
 import sys
 from dataclasses import asdict
+from datetime import datetime
 from pathlib import Path
 
 from stream_app.errors import ConfigurationError
@@ -133,6 +134,64 @@ def cmd_dead_letters(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_webhook_resend(args: argparse.Namespace) -> int:
+    from stream_app.webhook_resend import (  # noqa: PLC0415
+        MessageReport,
+        ResendFilter,
+        ResendOptions,
+        resend_dead_letters,
+    )
+
+    settings = Settings()
+    _configure_logging(settings.log_level)
+    options = ResendOptions(
+        group=args.group or f"{settings.app_id}-webhook-resend",
+        resend_filter=ResendFilter(since=args.since, batch_ids=frozenset(args.batch_id or ())),
+        retry_seconds=args.retry_seconds,
+        keep_going=args.keep_going,
+    )
+    # With --json, stdout contains only the summary object.
+    report_stream = sys.stderr if args.json else sys.stdout
+
+    def print_report(report: MessageReport) -> None:
+        print(report.format(), file=report_stream, flush=True)
+
+    try:
+        summary = asyncio.run(resend_dead_letters(settings, options, print_report))
+    except KeyboardInterrupt:
+        print(
+            "stream-app webhook-resend: stopped; results delivered so far are committed",
+            file=sys.stderr,
+        )
+        return 130
+    if args.json:
+        print(json.dumps(summary.as_dict(), sort_keys=True))
+    else:
+        print(summary.format())
+    return 0 if summary.complete else 1
+
+
+def _iso_time(text: str) -> datetime:
+    from stream_app.webhook_resend import parse_time  # noqa: PLC0415
+
+    try:
+        return parse_time(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"invalid time {text!r}. Use ISO 8601, for example 2025-03-01T09:30:00Z"
+        ) from None
+
+
+def _positive_seconds(text: str) -> float:
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = 0.0
+    if not seconds > 0:
+        raise argparse.ArgumentTypeError(f"invalid seconds {text!r}. Use a number above 0")
+    return seconds
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from stream_app.demo import DEFAULT_INPUT, DEFAULT_MAPPING, format_table, run_demo  # noqa: PLC0415
 
@@ -209,6 +268,50 @@ def main(argv: list[str] | None = None) -> int:
         "--idle", type=float, default=3.0, help="stop after this many seconds without a record"
     )
     dead_letters.set_defaults(handler=cmd_dead_letters)
+
+    webhook_resend = sub.add_parser(
+        "webhook-resend",
+        help="re-send results from the webhook dead-letter topic to the CRM webhook",
+        description=(
+            "Post each result in the webhook dead-letter topic to the CRM webhook again, with its "
+            "batch id as webhook-id, and commit the consumer group's offset after each delivery. "
+            "Exit code 1 when a delivery failed, a message was invalid or the run stopped early."
+        ),
+    )
+    webhook_resend.add_argument(
+        "--group",
+        help=(
+            "consumer group that stores the progress (default: <app_id>-webhook-resend). "
+            "A new name re-sends from the beginning of the topic"
+        ),
+    )
+    webhook_resend.add_argument(
+        "--since",
+        type=_iso_time,
+        metavar="TIME",
+        help="only results that failed at or after this ISO 8601 time (UTC unless it has an offset)",
+    )
+    webhook_resend.add_argument(
+        "--batch-id",
+        action="append",
+        metavar="ID",
+        help="only this batch (repeat the option for several batches)",
+    )
+    webhook_resend.add_argument(
+        "--retry-seconds",
+        type=_positive_seconds,
+        metavar="SECONDS",
+        help="seconds to retry each delivery (default: STREAM_APP_WEBHOOK__RETRY_SECONDS, 600)",
+    )
+    webhook_resend.add_argument(
+        "--keep-going",
+        action="store_true",
+        help="try every batch after a failed delivery instead of stopping",
+    )
+    webhook_resend.add_argument(
+        "--json", action="store_true", help="print the summary as one JSON object"
+    )
+    webhook_resend.set_defaults(handler=cmd_webhook_resend)
 
     demo = sub.add_parser("demo", help="run the main job end to end on the embedded local stack")
     demo.add_argument("--input", type=Path, help="input file (default: the CMS hospital file)")
