@@ -41,6 +41,16 @@ class TopicSettings(BaseModel):
     webhook_dead_letter: str = "contact-import-results.webhook-dead-letter"
     partitions: int = Field(4, ge=1, description="Partitions of topics this service creates")
     replication_factor: int = Field(1, ge=1)
+    contact_events_max_message_bytes: int = Field(
+        8 * 1024 * 1024,
+        ge=1024,
+        description=(
+            "max.message.bytes of the contact-events topic when this service creates it, and "
+            "the worker's fetch size per partition. Keep it above validation.max_message_bytes, "
+            "so that an oversized message reaches the dead-letter topic with a reason instead "
+            "of failing at the producer"
+        ),
+    )
 
 
 class GenesysSettings(BaseModel):

@@ -106,8 +106,7 @@ def _parse_json_object(value: bytes) -> dict[str, Any]:
     except json.JSONDecodeError as exc:
         raise DecodeError([_not_json_reason(f"The value is not JSON: {exc}.")]) from exc
     except RecursionError as exc:
-        message = "The JSON value is nested too deeply to parse."
-        raise DecodeError([_not_json_reason(message)]) from exc
+        raise DecodeError([_too_deep_reason()]) from exc
     except ValueError as exc:
         # json.loads raises a plain ValueError for integers longer than Python's digit limit
         # (4300 digits by default, sys.set_int_max_str_digits).
@@ -155,7 +154,10 @@ def _too_large_reason(size: int, max_bytes: int) -> Reason:
         field=None,
         rule=Rule.DECODE_TOO_LARGE,
         message=f"The message value is {size} bytes, over the limit of {max_bytes} bytes.",
-        fix="Send one contact per message, or raise the service's maximum message size.",
+        fix=(
+            "Send one contact per message. If contacts really are this large, raise "
+            "STREAM_APP_VALIDATION__MAX_MESSAGE_BYTES on the service."
+        ),
     )
 
 
@@ -174,6 +176,20 @@ def _invalid_utf8_reason(exc: UnicodeDecodeError) -> Reason:
 
 def _not_json_reason(message: str) -> Reason:
     return Reason(field=None, rule=Rule.DECODE_NOT_JSON, message=message, fix=_JSON_FIX)
+
+
+def _too_deep_reason() -> Reason:
+    # Python's json module parses nested arrays and objects recursively, so it stops at the
+    # interpreter's recursion limit (about 1000 levels by default).
+    return Reason(
+        field=None,
+        rule=Rule.DECODE_NOT_JSON,
+        message="The JSON value is nested too deeply to parse.",
+        fix=(
+            f"Send a flat contact event as {_CONTACT_EVENT_SCHEMA_FILE} describes; its field "
+            "values are strings, not nested arrays or objects."
+        ),
+    )
 
 
 def _not_object_reason(document: Any, *, field: str | None) -> Reason:

@@ -7,6 +7,7 @@ from schemas.contact_event import ContactEvent
 from schemas.reason import Rule
 from stream_app.errors import DecodeError, PermanentError
 from stream_app.intake.decode import decode_message
+from stream_app.settings import ValidationSettings
 
 MAX_BYTES = 64 * 1024
 
@@ -181,3 +182,76 @@ def test_decode_never_echoes_full_phone() -> None:
 def test_decode_rejects_non_positive_limit() -> None:
     with pytest.raises(ValueError, match="max_bytes"):
         decode_message(b"{}", max_bytes=0, debezium=None)
+
+
+FIVE_MB = 5 * 1024 * 1024
+
+
+@pytest.mark.parametrize(
+    ("value", "rule", "field", "message_part"),
+    [
+        pytest.param(b"hello, world", Rule.DECODE_NOT_JSON, None, "not JSON", id="not-json"),
+        pytest.param(
+            b'{"contact_id": "caf\xe9"}', Rule.DECODE_INVALID_UTF8, None, "e9", id="invalid-utf8"
+        ),
+        pytest.param(
+            _encode(_event_json(contact_id=10001)),
+            Rule.DECODE_SCHEMA,
+            "contact_id",
+            "Expected a string, got a number.",
+            id="contact-id-number",
+        ),
+        pytest.param(
+            _encode(_event_json(fields=["a", "b"])),
+            Rule.DECODE_SCHEMA,
+            "fields",
+            "Expected an object, got an array.",
+            id="fields-list",
+        ),
+        pytest.param(b"", Rule.DECODE_NOT_JSON, None, "empty", id="empty"),
+        pytest.param(
+            _encode([_event_json()]),
+            Rule.DECODE_NOT_OBJECT,
+            None,
+            "got an array",
+            id="json-array",
+        ),
+        pytest.param(
+            b'{"a": ' * 100_000 + b"1" + b"}" * 100_000,
+            Rule.DECODE_NOT_JSON,
+            None,
+            "nested too deeply",
+            id="deeply-nested",
+        ),
+        pytest.param(
+            b'{"contact_id": "' + b"x" * FIVE_MB + b'"}',
+            Rule.DECODE_TOO_LARGE,
+            None,
+            f"{FIVE_MB + 18} bytes",
+            id="five-mb",
+        ),
+    ],
+)
+def test_decode_poison_gives_one_reason(
+    value: bytes, rule: Rule, field: str | None, message_part: str
+) -> None:
+    error = _decode_error(value, max_bytes=ValidationSettings().max_message_bytes)
+
+    assert len(error.reasons) == 1
+    reason = error.reasons[0]
+    assert reason.rule == rule
+    assert reason.field == field
+    assert message_part in reason.message
+    assert reason.fix
+
+
+def test_decode_too_large_fix_names_setting() -> None:
+    error = _decode_error(b"x" * 11, max_bytes=10)
+
+    assert "STREAM_APP_VALIDATION__MAX_MESSAGE_BYTES" in error.reasons[0].fix
+
+
+def test_decode_too_deep_fix_names_schema() -> None:
+    error = _decode_error(b"[" * 100_000 + b"]" * 100_000, max_bytes=1_000_000)
+
+    assert "schemas/json/contact-event.schema.json" in error.reasons[0].fix
