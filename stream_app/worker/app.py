@@ -30,6 +30,7 @@ Design notes that follow from faust 0.15 behaviour:
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import logging
 import ssl
@@ -93,6 +94,17 @@ def broker_credentials(settings: Settings) -> Any:
     if ssl_context is not None:
         return faust.SSLCredentials(ssl_context)
     return None
+
+
+# Keys longer than this are replaced by their SHA-256 in dead-letter messages, so that a huge key
+# cannot push the message over the producer's maximum request size.
+MAX_DEAD_LETTER_KEY_BYTES = 1024
+
+
+def _dead_letter_key(key: bytes | None) -> bytes | None:
+    if key is None or len(key) <= MAX_DEAD_LETTER_KEY_BYTES:
+        return key
+    return b"sha256:" + hashlib.sha256(key).hexdigest().encode()
 
 
 @dataclass
@@ -613,7 +625,9 @@ class StreamWorker:
             event=decoded,
             contact_list=decoded.contact_list if decoded else None,
         )
-        await self.dead_letter_topic.send(key=event.key, value=rejected.model_dump_json().encode())
+        await self.dead_letter_topic.send(
+            key=_dead_letter_key(event.key), value=rejected.model_dump_json().encode()
+        )
         if self.runtime is not None:
             self._done(self.runtime, message.partition, [message.offset])
         self._log_dead_letter(stage, reasons[0], message.partition, message.offset)
@@ -638,7 +652,9 @@ class StreamWorker:
     async def _publish_rejected_batch_record(
         self, record: BatchRecord, rejected: RejectedRecord
     ) -> None:
-        await self.dead_letter_topic.send(key=record.key, value=rejected.model_dump_json().encode())
+        await self.dead_letter_topic.send(
+            key=_dead_letter_key(record.key), value=rejected.model_dump_json().encode()
+        )
 
     async def _publish_result(self, result: ImportResult) -> None:
         await self.results_topic.send(
