@@ -2,10 +2,10 @@
 
 Records of one partition finish out of order: a decode failure is dead-lettered at once, while
 earlier records wait in an open batch, and batches of different contact lists interleave. faust
-0.15 commits the highest run of consecutive acknowledged offsets, but it does not check that the
-run starts right after the committed offset (a fresh consumer group has no committed offset to
-check against, and after a commit it lets a gap of one offset through). An early acknowledgement
-could so commit past a record that is still in a batch, and a crash would lose that record.
+0.15 commits the highest run of consecutive acknowledged offsets. It does not check that the run
+starts right after the committed offset: a fresh consumer group has no committed offset to compare
+with, and after a commit a gap of one offset passes its check. So an early acknowledgement could
+commit past a record that is still in a batch, and a crash would lose that record.
 
 `OffsetTracker` holds every consumed record of a partition until all records before it are done,
 and then releases them in offset order, so what faust sees acknowledged is always a prefix of what

@@ -292,9 +292,9 @@ class StreamWorker:
     def _release_unfinished(self, runtime: Runtime) -> int:
         """Drop every record in flight without acknowledging it, and return how many.
 
-        faust waits for delivered events to be acknowledged before it rebalances or stops; its
-        private set of unacknowledged messages is the only way to let it go on without committing
-        them. The records stay uncommitted, so this worker or the partition's next owner reads
+        faust waits for delivered events to be acknowledged before it rebalances or stops.
+        Removing them from its private set of unacknowledged messages is the only way to let it
+        go on without committing them. The records stay uncommitted, so this worker or the partition's next owner reads
         them again.
         """
         unacked = getattr(self.app.consumer, "_unacked_messages", None)
@@ -595,7 +595,7 @@ class StreamWorker:
         return plans
 
     def _committed_offset(self, partition: int) -> int | None:
-        """The offset the consumer group resumes `partition` from, as faust last committed it."""
+        """Return the offset the consumer group resumes `partition` from, as faust committed it."""
         # faust 0.15 keeps it in a private mapping; None (keep every plan) if that ever changes.
         committed = getattr(self.app.consumer, "_committed_offset", None)
         if committed is None:
