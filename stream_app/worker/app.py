@@ -143,6 +143,8 @@ class StreamWorker:
         # The `batches` table's entries per partition and contact list id, read on first use.
         self._plans: dict[int, dict[str, list[BatchProgress]]] = {}
         self._runtime_ready = asyncio.Event()
+        self._ack_gate_installed = False
+        self._acking = False
         self.app = self._build_app()
 
     def _build_app(self) -> faust.App:
@@ -327,6 +329,7 @@ class StreamWorker:
     # Agents
 
     async def _intake_agent(self, stream: Any) -> None:
+        self._install_ack_gate()
         runtime = await self._start_runtime()
         async for event in stream.noack().events():
             async with runtime.lock:
@@ -353,28 +356,67 @@ class StreamWorker:
                 await self._flush(runtime, batch)
 
     async def _relay_agent(self, stream: Any) -> None:
+        self._install_ack_gate()
         if not self.settings.webhook.url:
-            async for _ in stream:
-                pass
+            async for event in stream.noack().events():
+                self._ack([event])
             return
         async with WebhookSender(self.settings.webhook) as sender:
-            async for value in stream:
-                body = value.decode() if isinstance(value, bytes) else str(value)
-                batch_id = json.loads(body).get("batch_id", "")
-                outcome = await sender.deliver(batch_id, body)
-                if outcome.delivered:
-                    continue
-                dead_letter = {
-                    "batch_id": batch_id,
-                    "attempts": outcome.attempts,
-                    "last_status": outcome.last_status,
-                    "last_error": outcome.last_error,
-                    "failed_at": datetime.now(tz=UTC).isoformat(),
-                    "result": json.loads(body),
-                }
-                await self.webhook_dead_letter_topic.send(
-                    key=batch_id.encode(), value=json.dumps(dead_letter).encode()
-                )
+            async for event in stream.noack().events():
+                await self._relay(sender, event.value)
+                self._ack([event])
+
+    async def _relay(self, sender: WebhookSender, value: bytes | str) -> None:
+        """Deliver one import result, or send it to the webhook dead-letter topic."""
+        body = value.decode() if isinstance(value, bytes) else str(value)
+        batch_id = json.loads(body).get("batch_id", "")
+        outcome = await sender.deliver(batch_id, body)
+        if outcome.delivered:
+            return
+        dead_letter = {
+            "batch_id": batch_id,
+            "attempts": outcome.attempts,
+            "last_status": outcome.last_status,
+            "last_error": outcome.last_error,
+            "failed_at": datetime.now(tz=UTC).isoformat(),
+            "result": json.loads(body),
+        }
+        await self.webhook_dead_letter_topic.send(
+            key=batch_id.encode(), value=json.dumps(dead_letter).encode()
+        )
+
+    def _install_ack_gate(self) -> None:
+        """Let only `_ack` acknowledge records of the contact-events and results topics.
+
+        faust 0.15 streams acknowledge an event they skip, and they skip the events fetched for
+        an older consumer generation or while flow control is suspended (around a rebalance and
+        between the seek to the committed offsets and the resume after recovery). Such an
+        acknowledgement would let the next commit pass a record that was never processed. The gate
+        wraps the consumer's `ack` and ignores every acknowledgement of these topics that does not
+        come from `_ack`. A gated message stays unacknowledged, so the record is read again.
+        """
+        if self._ack_gate_installed:
+            return
+        consumer = self.app.consumer
+        original_ack = consumer.ack
+        gated_topics = {self.settings.topics.contact_events, self.settings.topics.import_results}
+
+        def gated_ack(message: Any) -> bool:
+            if message.topic in gated_topics and not self._acking:
+                return False
+            return bool(original_ack(message))
+
+        consumer.ack = gated_ack  # type: ignore[method-assign]
+        self._ack_gate_installed = True
+
+    def _ack(self, handles: list[Any]) -> None:
+        """Acknowledge these faust events through the gate; the caller keeps offset order."""
+        self._acking = True
+        try:
+            for handle in handles:
+                handle.ack()
+        finally:
+            self._acking = False
 
     # Steps
 
@@ -573,8 +615,7 @@ class StreamWorker:
 
     def _done(self, runtime: Runtime, partition: int, offsets: list[int]) -> None:
         """Acknowledge, in offset order, the records whose outcome is now durable."""
-        for handle in runtime.offsets.done(partition, offsets):
-            handle.ack()
+        self._ack(runtime.offsets.done(partition, offsets))
 
     def _plans_for(self, partition: int, contact_list_id: str) -> list[BatchProgress]:
         lists = self._plans.setdefault(partition, {})
