@@ -7,6 +7,8 @@ stall past the sender's timeout, or recover. It keeps deliveries in memory and d
 tests can see every retry.
 
 Run it in the foreground with `python -m local_stack.crm_receiver --port 8090 --secret whsec_...`.
+The /_control/ routes need no authentication, so it listens on 127.0.0.1 unless --host sets another
+address. docker-compose.yml passes --host 0.0.0.0 and publishes the port on the host's 127.0.0.1.
 """
 
 from __future__ import annotations
@@ -186,8 +188,11 @@ class CrmReceiver:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Run the local CRM webhook receiver.")
     parser.add_argument(
-        "--port", type=int, default=8090, help="TCP port on 127.0.0.1 (0 = any free port)"
+        "--host",
+        default=LOOPBACK,
+        help="IPv4 address to listen on (default 127.0.0.1, or 0.0.0.0 inside a container)",
     )
+    parser.add_argument("--port", type=int, default=8090, help="TCP port (0 = any free port)")
     parser.add_argument(
         "--secret",
         default=os.environ.get("CRM_RECEIVER_SECRET", DEFAULT_SECRET),
@@ -195,9 +200,9 @@ def main(argv: list[str] | None = None) -> None:
     )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    port = choose_port(args.port)
-    print(f"CRM webhook receiver on http://{LOOPBACK}:{port}{WEBHOOK_PATH}", flush=True)
-    web.run_app(build_app(args.secret), host=LOOPBACK, port=port, print=None)
+    port = choose_port(args.port, args.host)
+    print(f"CRM webhook receiver on http://{args.host}:{port}{WEBHOOK_PATH}", flush=True)
+    web.run_app(build_app(args.secret), host=args.host, port=port, print=None)
 
 
 if __name__ == "__main__":

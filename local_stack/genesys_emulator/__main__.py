@@ -50,7 +50,13 @@ async def serve(settings: EmulatorSettings) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Run the Genesys Cloud emulator on loopback.")
-    parser.add_argument("--host", help="loopback address to listen on (default 127.0.0.1)")
+    parser.add_argument(
+        "--host",
+        help=(
+            "IPv4 address to listen on (default 127.0.0.1). An address that is not loopback, "
+            "such as 0.0.0.0 in a container, also needs GENESYS_EMULATOR_ALLOW_NON_LOOPBACK_HOST=true"
+        ),
+    )
     parser.add_argument("--port", type=int, help="TCP port (default 8089; 0 = any free port)")
     parser.add_argument("--log-level", default="INFO", help="logging level (default INFO)")
     args = parser.parse_args(argv)

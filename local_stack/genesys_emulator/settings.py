@@ -81,7 +81,14 @@ class EmulatorSettings(BaseSettings):
         extra="forbid",
     )
 
-    host: str = Field(default="127.0.0.1", description="IPv4 loopback address to listen on.")
+    host: str = Field(
+        default="127.0.0.1",
+        description="IPv4 address to listen on, loopback unless allow_non_loopback_host is set.",
+    )
+    # The /_emulator/ routes need no token, so the emulator listens on loopback by default. Inside
+    # a container it must listen on 0.0.0.0 to be reachable from other containers, and this opt-in
+    # allows that. docker-compose.yml publishes the port on the host's 127.0.0.1 only.
+    allow_non_loopback_host: bool = False
     port: int = Field(default=8089, ge=0, le=65535, description="TCP port; 0 picks a free port.")
 
     # The primary OAuth client: client-credentials grant and every permission in ALL_PERMISSIONS.
@@ -131,10 +138,22 @@ class EmulatorSettings(BaseSettings):
 
     @field_validator("host")
     @classmethod
-    def _require_loopback(cls, value: str) -> str:
-        if value != "localhost" and not ipaddress.IPv4Address(value).is_loopback:
-            raise ValueError(f"host must be an IPv4 loopback address, got {value!r}")
+    def _require_ipv4(cls, value: str) -> str:
+        if value != "localhost":
+            ipaddress.IPv4Address(value)
         return value
+
+    @model_validator(mode="after")
+    def _require_loopback_host(self) -> Self:
+        if self.allow_non_loopback_host or self.host == "localhost":
+            return self
+        if not ipaddress.IPv4Address(self.host).is_loopback:
+            raise ValueError(
+                f"host must be an IPv4 loopback address, got {self.host!r}. "
+                "Set allow_non_loopback_host (GENESYS_EMULATOR_ALLOW_NON_LOOPBACK_HOST=true) "
+                "to listen on it, for example 0.0.0.0 inside a container"
+            )
+        return self
 
     @model_validator(mode="after")
     def _check_fault_shares(self) -> Self:
