@@ -312,7 +312,7 @@ class StreamWorker:
             unacked.discard(handle.message)
 
     def _is_stale(self, event: Any) -> bool:
-        """Return True for an event fetched before the current rebalance or during one.
+        """Return True for an event fetched before the latest rebalance.
 
         faust seeks every partition back to its committed offset after a rebalance, so such an
         event is delivered again. Processing the old copy would start the partition's offset
@@ -320,9 +320,7 @@ class StreamWorker:
         the next commit could then skip a record.
         """
         generation = getattr(event.message, "generation_id", None)
-        return bool(self.app.rebalancing) or (
-            generation is not None and generation != self.app.consumer_generation_id
-        )
+        return generation is not None and generation != self.app.consumer_generation_id
 
     def _on_partitions_revoked(self, app: Any, revoked: set[TP], **_: Any) -> None:
         """Forget the in-flight offsets and cached plans of revoked partitions.
