@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Iterable
+from enum import StrEnum
 from typing import Any
 
 
@@ -76,3 +77,62 @@ class OffsetTracker:
         """Drop what is in flight for revoked partitions; their new owner reads it again."""
         for partition in partitions:
             self._pending.pop(partition, None)
+
+
+class Continuity(StrEnum):
+    """What to do with a consumed record, given the offset its partition should deliver next."""
+
+    ACCEPT = "accept"
+    DROP = "drop"  # a copy fetched before the last seek; it comes again, or came already
+    SEEK = "seek"  # records before this one were never delivered: seek back and drop it
+
+
+class ContinuityGuard:
+    """Check that each partition delivers an unbroken run of offsets from where it started.
+
+    faust 0.15 streams skip events they dequeue while flow control is suspended or that carry an
+    older consumer generation, and a skipped event is never delivered again unless the partition
+    seeks back. Acknowledging the records after it would commit past it. The guard tells the
+    worker to seek back to the first missing offset, and to drop the stale copies that arrive
+    before the seek takes effect.
+
+    A partition can have real gaps: transaction markers and compaction leave offsets without a
+    record. A gap that is still there `gap_seconds` after the seek is accepted.
+
+    Pure: the caller supplies the start offset, the clock, and performs the seek.
+    """
+
+    def __init__(self, gap_seconds: float = 30.0) -> None:
+        self.gap_seconds = gap_seconds
+        self._next: dict[Any, int] = {}
+        self._seeking: dict[Any, float] = {}  # partition -> time of the seek
+
+    def started(self, partition: Any) -> bool:
+        return partition in self._next
+
+    def start(self, partition: Any, offset: int) -> None:
+        """Set the offset `partition` delivers first: the committed offset, or the log start."""
+        self._next[partition] = offset
+        self._seeking.pop(partition, None)
+
+    def expected(self, partition: Any) -> int:
+        return self._next[partition]
+
+    def check(self, partition: Any, offset: int, now: float) -> Continuity:
+        """Classify a delivered record of a started partition and advance on ACCEPT."""
+        expected = self._next[partition]
+        sought_at = self._seeking.get(partition)
+        gap_accepted = sought_at is not None and now - sought_at >= self.gap_seconds
+        if offset == expected or (offset > expected and gap_accepted):
+            self._next[partition] = offset + 1
+            self._seeking.pop(partition, None)
+            return Continuity.ACCEPT
+        if offset < expected or sought_at is not None:
+            return Continuity.DROP
+        self._seeking[partition] = now
+        return Continuity.SEEK
+
+    def reset(self) -> None:
+        """Forget every partition, as after a rebalance, when faust seeks to the committed offsets."""
+        self._next.clear()
+        self._seeking.clear()

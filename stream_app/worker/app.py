@@ -54,7 +54,7 @@ from stream_app.mapping import FieldMapping, ListMapping, load_mapping, map_fiel
 from stream_app.pipeline import dedupe, progress
 from stream_app.pipeline.batching import Batch, BatchBuffer, BatchRecord, Outcome
 from stream_app.pipeline.flush import BatchFlusher, record_request_id
-from stream_app.pipeline.offsets import OffsetTracker
+from stream_app.pipeline.offsets import Continuity, ContinuityGuard, OffsetTracker
 from stream_app.pipeline.progress import BatchProgress
 from stream_app.settings import Settings
 from stream_app.validation.contact import ValidationOptions, ValidContact, validate_contact
@@ -145,6 +145,8 @@ class StreamWorker:
         self._runtime_ready = asyncio.Event()
         self._ack_gate_installed = False
         self._acking = False
+        self._stopping = False
+        self._continuity = ContinuityGuard()
         self.app = self._build_app()
 
     def _build_app(self) -> faust.App:
@@ -274,6 +276,7 @@ class StreamWorker:
         return self.runtime
 
     async def _on_before_shutdown(self, app: Any = None, **_: Any) -> None:
+        self._stopping = True
         runtime = self.runtime
         if runtime is None:
             return
@@ -311,6 +314,45 @@ class StreamWorker:
         for handle in handles:
             unacked.discard(handle.message)
 
+    async def _admit(self, event: Any) -> bool:
+        """Return True if `event` may be processed now; otherwise drop it, seeking back if needed.
+
+        Dropped are events delivered during a rebalance or shutdown, events of an older
+        consumer generation, and copies that arrive while the partition seeks back. faust delivers
+        the dropped records again from the committed offset, or after the seek.
+        """
+        if self._stopping or self.app.rebalancing or self._is_stale(event):
+            self._drop([event])
+            return False
+        message = event.message
+        tp = message.tp
+        guard = self._continuity
+        if not guard.started(tp):
+            guard.start(tp, await self._start_offset(tp))
+        verdict = guard.check(tp, message.offset, time.monotonic())
+        if verdict is Continuity.ACCEPT:
+            return True
+        self._drop([event])
+        if verdict is Continuity.SEEK:
+            expected = guard.expected(tp)
+            logger.warning(
+                "%s delivered offset %d while offset %d was never processed; seeking back to %d",
+                tp,
+                message.offset,
+                expected,
+                expected,
+            )
+            await self.app.consumer.seek(tp, expected)
+        return False
+
+    async def _start_offset(self, tp: TP) -> int:
+        """Return the offset faust sought `tp` to: the committed one, or the log start."""
+        committed = getattr(self.app.consumer, "_committed_offset", {}).get(tp)
+        if isinstance(committed, int):
+            return committed
+        earliest = await self.app.consumer.earliest_offsets(tp)
+        return int(earliest.get(tp) or 0)
+
     def _is_stale(self, event: Any) -> bool:
         """Return True for an event fetched before the latest rebalance.
 
@@ -327,6 +369,7 @@ class StreamWorker:
 
         Their new owner reads the uncommitted records again and finds the plans in the table.
         """
+        self._continuity.reset()
         numbers = self._own_partitions(revoked)
         for number in numbers:
             self._plans.pop(number, None)
@@ -335,6 +378,7 @@ class StreamWorker:
 
     def _on_partitions_assigned(self, app: Any, assigned: set[TP], **_: Any) -> None:
         """Drop cached plans of new partitions: another worker may have written newer ones."""
+        self._continuity.reset()
         for number in self._own_partitions(assigned):
             self._plans.pop(number, None)
 
@@ -375,12 +419,12 @@ class StreamWorker:
         self._install_ack_gate()
         if not self.settings.webhook.url:
             async for event in stream.noack().events():
-                self._ack([event])
+                if await self._admit(event):
+                    self._ack([event])
             return
         async with WebhookSender(self.settings.webhook) as sender:
             async for event in stream.noack().events():
-                if self._is_stale(event):
-                    self._drop([event])
+                if not await self._admit(event):
                     continue
                 await self._relay(sender, event.value)
                 self._ack([event])
@@ -446,8 +490,7 @@ class StreamWorker:
         message = event.message
         raw_value: bytes | None = event.value
         key: bytes | None = event.key
-        if self._is_stale(event):
-            self._drop([event])
+        if not await self._admit(event):
             return []
         runtime.offsets.track(message.partition, message.offset, event)
         try:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from stream_app.pipeline.offsets import OffsetTracker
+from stream_app.pipeline.offsets import Continuity, ContinuityGuard, OffsetTracker
 
 
 def _tracker(partition: int, offsets: range) -> OffsetTracker:
@@ -56,3 +56,51 @@ def test_drain_returns_every_record_in_flight_and_empties_the_tracker() -> None:
     assert sorted(tracker.drain()) == ["h0", "h1", "h2", "p1"]
     assert len(tracker) == 0
     assert tracker.done(0, [0]) == []
+
+
+def test_continuity_accepts_an_unbroken_run() -> None:
+    guard = ContinuityGuard()
+    guard.start("p0", 10)
+
+    assert [guard.check("p0", offset, now=0.0) for offset in (10, 11, 12)] == [
+        Continuity.ACCEPT
+    ] * 3
+    assert guard.expected("p0") == 13
+
+
+def test_continuity_seeks_once_then_drops_until_the_missing_offset() -> None:
+    guard = ContinuityGuard(gap_seconds=30.0)
+    guard.start("p0", 10)
+
+    assert guard.check("p0", 12, now=0.0) is Continuity.SEEK
+    assert guard.check("p0", 13, now=1.0) is Continuity.DROP
+    assert guard.check("p0", 10, now=2.0) is Continuity.ACCEPT
+    assert guard.check("p0", 11, now=2.0) is Continuity.ACCEPT
+    assert guard.check("p0", 12, now=2.0) is Continuity.ACCEPT
+
+
+def test_continuity_drops_a_repeated_offset() -> None:
+    guard = ContinuityGuard()
+    guard.start("p0", 5)
+    guard.check("p0", 5, now=0.0)
+
+    assert guard.check("p0", 5, now=0.0) is Continuity.DROP
+    assert guard.expected("p0") == 6
+
+
+def test_continuity_accepts_a_real_gap_after_the_wait() -> None:
+    guard = ContinuityGuard(gap_seconds=30.0)
+    guard.start("p0", 10)
+
+    assert guard.check("p0", 12, now=0.0) is Continuity.SEEK
+    assert guard.check("p0", 12, now=29.0) is Continuity.DROP
+    assert guard.check("p0", 12, now=30.0) is Continuity.ACCEPT
+    assert guard.expected("p0") == 13
+
+
+def test_continuity_reset_forgets_every_partition() -> None:
+    guard = ContinuityGuard()
+    guard.start("p0", 1)
+    guard.reset()
+
+    assert not guard.started("p0")
