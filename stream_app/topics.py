@@ -35,6 +35,10 @@ DEAD_LETTER_MAX_MESSAGE_BYTES = 1_048_588
 DESCRIBE_RETRY_SECONDS = 10.0
 
 
+# The worker's faust tables (see stream_app.worker.app); each has a compacted changelog topic.
+CHANGELOG_TABLES = ("dedupe", "dedupe-channels", "batches")
+
+
 async def ensure_topics(settings: Settings) -> None:
     """Create missing topics and check the contact-events topic's partitions and message size.
 
@@ -49,7 +53,14 @@ async def ensure_topics(settings: Settings) -> None:
         topics.import_results: topics.partitions,
         topics.webhook_dead_letter: 1,
     }
-    configs_by_topic = {
+    # The changelogs of the worker's tables. faust creates them itself when a table starts, but a
+    # first table write can race that creation; created here, they exist before the worker runs.
+    changelogs = {f"{settings.app_id}-{table}-changelog" for table in CHANGELOG_TABLES}
+    partitions_by_topic.update(dict.fromkeys(changelogs, topics.partitions))
+    configs_by_topic: dict[str, dict[str, str]] = {
+        name: {"cleanup.policy": "compact"} for name in changelogs
+    }
+    configs_by_topic |= {
         topics.contact_events: {
             MAX_MESSAGE_BYTES_CONFIG: str(topics.contact_events_max_message_bytes)
         },

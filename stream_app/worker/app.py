@@ -96,6 +96,9 @@ def broker_credentials(settings: Settings) -> Any:
     return None
 
 
+# A batch whose plan Kafka has not accepted within this many seconds logs a warning, then waits on.
+PRODUCER_FLUSH_WARN_SECONDS = 30.0
+
 # Keys longer than this are replaced by their SHA-256 in dead-letter messages, so that a huge key
 # cannot push the message over the producer's maximum request size.
 MAX_DEAD_LETTER_KEY_BYTES = 1024
@@ -673,13 +676,27 @@ class StreamWorker:
                     progress.encode_plans(plans)
                 )
             if durable:
-                await self.app.producer.flush()
+                await self._flush_producer(batch)
 
         report = await runtime.flusher.flush(batch, schema, list_mapping.id_column, plan, save)
         for record in report.failed_records:
             if record.handle is not None:
                 self._restore_dedupe_entries(record)
         self._done(runtime, batch.partition, [record.offset for record in batch.records])
+
+    async def _flush_producer(self, batch: Batch) -> None:
+        """Wait until Kafka has every message sent so far, the batch's plan among them."""
+        flush = asyncio.ensure_future(self.app.producer.flush())
+        while True:
+            done, _ = await asyncio.wait({flush}, timeout=PRODUCER_FLUSH_WARN_SECONDS)
+            if done:
+                flush.result()
+                return
+            logger.warning(
+                "Batch %s waits for Kafka to accept its plan; still waiting after %.0f s",
+                batch.batch_id,
+                PRODUCER_FLUSH_WARN_SECONDS,
+            )
 
     def _done(self, runtime: Runtime, partition: int, offsets: list[int]) -> None:
         """Acknowledge, in offset order, the records whose outcome is now durable."""
