@@ -96,16 +96,21 @@ class ContinuityGuard:
     worker to seek back to the first missing offset, and to drop the stale copies that arrive
     before the seek takes effect.
 
-    A partition can have real gaps: transaction markers and compaction leave offsets without a
-    record. A gap that is still there `gap_seconds` after the seek is accepted.
+    The seek can lose a race with records still in faust's fetch pipeline, which move its read
+    position forward again, so the guard asks for the seek again every `reseek_seconds` while
+    records after the missing one keep arriving. A partition can also have real gaps: transaction
+    markers and compaction leave offsets without a record. A gap that is still there
+    `gap_seconds` after the first seek is accepted.
 
-    Pure: the caller supplies the start offset, the clock, and performs the seek.
+    Pure: the caller supplies the start offset and the clock, and performs the seek.
     """
 
-    def __init__(self, gap_seconds: float = 30.0) -> None:
+    def __init__(self, gap_seconds: float = 60.0, reseek_seconds: float = 3.0) -> None:
         self.gap_seconds = gap_seconds
+        self.reseek_seconds = reseek_seconds
         self._next: dict[Any, int] = {}
-        self._seeking: dict[Any, float] = {}  # partition -> time of the seek
+        # partition -> (time of the first seek for the missing offset, time of the latest seek)
+        self._seeking: dict[Any, tuple[float, float]] = {}
 
     def started(self, partition: Any) -> bool:
         return partition in self._next
@@ -121,16 +126,21 @@ class ContinuityGuard:
     def check(self, partition: Any, offset: int, now: float) -> Continuity:
         """Classify a delivered record of a started partition and advance on ACCEPT."""
         expected = self._next[partition]
-        sought_at = self._seeking.get(partition)
-        gap_accepted = sought_at is not None and now - sought_at >= self.gap_seconds
+        seeking = self._seeking.get(partition)
+        gap_accepted = seeking is not None and now - seeking[0] >= self.gap_seconds
         if offset == expected or (offset > expected and gap_accepted):
             self._next[partition] = offset + 1
             self._seeking.pop(partition, None)
             return Continuity.ACCEPT
-        if offset < expected or sought_at is not None:
+        if offset < expected:
             return Continuity.DROP
-        self._seeking[partition] = now
-        return Continuity.SEEK
+        if seeking is None:
+            self._seeking[partition] = (now, now)
+            return Continuity.SEEK
+        if now - seeking[1] >= self.reseek_seconds:
+            self._seeking[partition] = (seeking[0], now)
+            return Continuity.SEEK
+        return Continuity.DROP
 
     def reset(self) -> None:
         """Forget every partition, as after a rebalance, when faust seeks to the committed offsets."""

@@ -150,6 +150,7 @@ class StreamWorker:
         self._acking = False
         self._stopping = False
         self._continuity = ContinuityGuard()
+        self._seeks: set[asyncio.Future[None]] = set()
         self.app = self._build_app()
 
     def _build_app(self) -> faust.App:
@@ -345,7 +346,10 @@ class StreamWorker:
                 expected,
                 expected,
             )
-            await self.app.consumer.seek(tp, expected)
+            # Not awaited: the consumer thread may be blocked handing this agent more records,
+            # and it performs the seek once the agent has taken (and dropped) them.
+            self._seeks.add(asyncio.ensure_future(self.app.consumer.seek_wait({tp: expected})))
+            self._seeks = {task for task in self._seeks if not task.done()}
         return False
 
     async def _start_offset(self, tp: TP) -> int:

@@ -68,15 +68,16 @@ def test_continuity_accepts_an_unbroken_run() -> None:
     assert guard.expected("p0") == 13
 
 
-def test_continuity_seeks_once_then_drops_until_the_missing_offset() -> None:
-    guard = ContinuityGuard(gap_seconds=30.0)
+def test_continuity_seeks_then_drops_until_the_missing_offset() -> None:
+    guard = ContinuityGuard(gap_seconds=60.0, reseek_seconds=3.0)
     guard.start("p0", 10)
 
     assert guard.check("p0", 12, now=0.0) is Continuity.SEEK
     assert guard.check("p0", 13, now=1.0) is Continuity.DROP
-    assert guard.check("p0", 10, now=2.0) is Continuity.ACCEPT
-    assert guard.check("p0", 11, now=2.0) is Continuity.ACCEPT
-    assert guard.check("p0", 12, now=2.0) is Continuity.ACCEPT
+    assert guard.check("p0", 14, now=3.5) is Continuity.SEEK
+    assert guard.check("p0", 10, now=4.0) is Continuity.ACCEPT
+    assert guard.check("p0", 11, now=4.0) is Continuity.ACCEPT
+    assert guard.check("p0", 12, now=4.0) is Continuity.ACCEPT
 
 
 def test_continuity_drops_a_repeated_offset() -> None:
@@ -89,7 +90,7 @@ def test_continuity_drops_a_repeated_offset() -> None:
 
 
 def test_continuity_accepts_a_real_gap_after_the_wait() -> None:
-    guard = ContinuityGuard(gap_seconds=30.0)
+    guard = ContinuityGuard(gap_seconds=30.0, reseek_seconds=100.0)
     guard.start("p0", 10)
 
     assert guard.check("p0", 12, now=0.0) is Continuity.SEEK
