@@ -1,0 +1,1 @@
+"""Benchmarks and fault runs that start their own local stack; see `bench.reliability`."""
