@@ -142,6 +142,20 @@ class ContinuityGuard:
             return Continuity.SEEK
         return Continuity.DROP
 
+    def due_seeks(self, now: float) -> list[tuple[Any, int]]:
+        """Return the partitions to seek again, with their missing offsets, and note the seeks.
+
+        These are the partitions whose last seek is `reseek_seconds` old. A seek that lost the
+        race can leave faust dropping every record of the partition, so no record would ever
+        ask for the next seek; the worker calls this from a timer instead.
+        """
+        due: list[tuple[Any, int]] = []
+        for partition, (first, latest) in self._seeking.items():
+            if now - latest >= self.reseek_seconds:
+                self._seeking[partition] = (first, now)
+                due.append((partition, self._next[partition]))
+        return due
+
     def reset(self) -> None:
         """Forget every partition, as after a rebalance, when faust seeks to the committed offsets."""
         self._next.clear()

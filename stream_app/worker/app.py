@@ -346,11 +346,17 @@ class StreamWorker:
                 expected,
                 expected,
             )
-            # Not awaited: the consumer thread may be blocked handing this agent more records,
-            # and it performs the seek once the agent has taken (and dropped) them.
-            self._seeks.add(asyncio.ensure_future(self.app.consumer.seek_wait({tp: expected})))
-            self._seeks = {task for task in self._seeks if not task.done()}
+            self._seek(tp, expected)
         return False
+
+    def _seek(self, tp: TP, offset: int) -> None:
+        """Start a seek of `tp` to `offset` without waiting for it.
+
+        The consumer thread may be blocked handing this agent more records, and it performs the
+        seek once the agent has taken (and dropped) them.
+        """
+        self._seeks.add(asyncio.ensure_future(self.app.consumer.seek_wait({tp: offset})))
+        self._seeks = {task for task in self._seeks if not task.done()}
 
     async def _start_offset(self, tp: TP) -> int:
         """Return the offset faust sought `tp` to: the committed one, or the log start."""
@@ -405,6 +411,9 @@ class StreamWorker:
                     await self._flush(runtime, batch)
 
     async def _flush_due(self) -> None:
+        for tp, offset in self._continuity.due_seeks(time.monotonic()):
+            logger.info("%s still lacks offset %d; seeking back to it again", tp, offset)
+            self._seek(tp, offset)
         runtime = self.runtime
         if runtime is None:
             return

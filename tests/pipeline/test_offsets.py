@@ -105,3 +105,16 @@ def test_continuity_reset_forgets_every_partition() -> None:
     guard.reset()
 
     assert not guard.started("p0")
+
+
+def test_continuity_due_seeks_repeat_a_seek_nothing_answered() -> None:
+    guard = ContinuityGuard(reseek_seconds=3.0)
+    guard.start("p0", 10)
+    guard.start("p1", 4)
+    assert guard.check("p0", 15, now=0.0) is Continuity.SEEK
+
+    assert guard.due_seeks(now=2.0) == []
+    assert guard.due_seeks(now=3.0) == [("p0", 10)]
+    assert guard.due_seeks(now=4.0) == []
+    assert guard.check("p0", 10, now=5.0) is Continuity.ACCEPT
+    assert guard.due_seeks(now=10.0) == []
