@@ -332,7 +332,7 @@ class StreamWorker:
         tp = message.tp
         guard = self._continuity
         if not guard.started(tp):
-            guard.start(tp, await self._start_offset(tp))
+            guard.start(tp, self._start_offset(tp, message.offset))
         verdict = guard.check(tp, message.offset, time.monotonic())
         if verdict is Continuity.ACCEPT:
             return True
@@ -358,13 +358,15 @@ class StreamWorker:
         self._seeks.add(asyncio.ensure_future(self.app.consumer.seek_wait({tp: offset})))
         self._seeks = {task for task in self._seeks if not task.done()}
 
-    async def _start_offset(self, tp: TP) -> int:
-        """Return the offset faust sought `tp` to: the committed one, or the log start."""
+    def _start_offset(self, tp: TP, first_delivered: int) -> int:
+        """Return the offset faust sought `tp` to: the committed one.
+
+        A partition without a committed offset starts at its first delivered record.
+        NOTE: asking the broker for the log start instead would be exact, but that request goes
+        through faust's consumer thread, which may be blocked handing this agent records.
+        """
         committed = getattr(self.app.consumer, "_committed_offset", {}).get(tp)
-        if isinstance(committed, int):
-            return committed
-        earliest = await self.app.consumer.earliest_offsets(tp)
-        return int(earliest.get(tp) or 0)
+        return committed if isinstance(committed, int) else first_delivered
 
     def _is_stale(self, event: Any) -> bool:
         """Return True for an event fetched before the latest rebalance.
