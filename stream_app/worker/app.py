@@ -40,6 +40,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import faust
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from faust.types import TP
 
 from schemas.contact_event import ContactEvent
@@ -60,6 +61,7 @@ from stream_app.settings import Settings
 from stream_app.validation.contact import ValidationOptions, ValidContact, validate_contact
 from stream_app.validation.contact_list import ContactListSchema
 from stream_app.webhook import WebhookSender
+from stream_app.webhook_resend import kafka_client_options
 from stream_app.worker.event_context import event_context
 from stream_app.worker.lists import ContactListCache, ContactListNotFoundError
 
@@ -151,6 +153,7 @@ class StreamWorker:
         self._stopping = False
         self._continuity = ContinuityGuard()
         self._seeks: set[asyncio.Future[None]] = set()
+        self._offsets_client: AIOKafkaConsumer | None = None
         self.app = self._build_app()
 
     def _build_app(self) -> faust.App:
@@ -281,6 +284,9 @@ class StreamWorker:
 
     async def _on_before_shutdown(self, app: Any = None, **_: Any) -> None:
         self._stopping = True
+        if self._offsets_client is not None:
+            await self._offsets_client.stop()
+            self._offsets_client = None
         runtime = self.runtime
         if runtime is None:
             return
@@ -332,7 +338,7 @@ class StreamWorker:
         tp = message.tp
         guard = self._continuity
         if not guard.started(tp):
-            guard.start(tp, self._start_offset(tp, message.offset))
+            guard.start(tp, await self._start_offset(tp))
         verdict = guard.check(tp, message.offset, time.monotonic())
         if verdict is Continuity.ACCEPT:
             return True
@@ -358,15 +364,24 @@ class StreamWorker:
         self._seeks.add(asyncio.ensure_future(self.app.consumer.seek_wait({tp: offset})))
         self._seeks = {task for task in self._seeks if not task.done()}
 
-    def _start_offset(self, tp: TP, first_delivered: int) -> int:
-        """Return the offset faust sought `tp` to: the committed one.
+    async def _start_offset(self, tp: TP) -> int:
+        """Return the offset faust sought `tp` to: the committed one, or else the log start.
 
-        A partition without a committed offset starts at its first delivered record.
-        NOTE: asking the broker for the log start instead would be exact, but that request goes
-        through faust's consumer thread, which may be blocked handing this agent records.
+        The log start comes from a consumer of this module's own, without a group: a request
+        through faust's consumer thread could wait forever while that thread is blocked handing
+        this agent records.
         """
         committed = getattr(self.app.consumer, "_committed_offset", {}).get(tp)
-        return committed if isinstance(committed, int) else first_delivered
+        if isinstance(committed, int):
+            return committed
+        if self._offsets_client is None:
+            self._offsets_client = AIOKafkaConsumer(
+                **kafka_client_options(self.settings.kafka), enable_auto_commit=False
+            )
+            await self._offsets_client.start()
+        partition = TopicPartition(tp.topic, tp.partition)
+        starts = await self._offsets_client.beginning_offsets([partition])
+        return int(starts.get(partition) or 0)
 
     def _is_stale(self, event: Any) -> bool:
         """Return True for an event fetched before the latest rebalance.
