@@ -176,6 +176,10 @@ class StreamWorker:
             # that is larger than this per-partition fetch size instead of returning it.
             consumer_max_fetch_size=topics.contact_events_max_message_bytes,
             broker_commit_interval=1.0,
+            # faust would otherwise wait on stop for every delivered event to be acknowledged,
+            # before `on_before_shutdown` can release the ones that must be read again. Every
+            # record is safe to read again, so stopping without that wait loses nothing.
+            stream_wait_empty=False,
             table_cleanup_interval=60.0,
             producer_linger_ms=5,
         )
