@@ -142,6 +142,15 @@ class ContinuityGuard:
             return Continuity.SEEK
         return Continuity.DROP
 
+    def note_seek(self, partition: Any, expected: int, now: float) -> None:
+        """Record a seek the caller started without a record asking for it (see `due_seeks`)."""
+        self._next[partition] = expected
+        first = self._seeking.get(partition, (now, now))[0]
+        self._seeking[partition] = (first, now)
+
+    def seeking(self, partition: Any) -> bool:
+        return partition in self._seeking
+
     def due_seeks(self, now: float) -> list[tuple[Any, int]]:
         """Return the partitions to seek again, with their missing offsets, and note the seeks.
 

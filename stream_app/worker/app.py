@@ -98,6 +98,10 @@ def broker_credentials(settings: Settings) -> Any:
     return None
 
 
+# A partition with records beyond its next expected offset that delivers none for this long is
+# sought back to that offset (see StreamWorker._seek_stalled_tails).
+TAIL_STALL_SECONDS = 10.0
+
 # A batch whose plan Kafka has not accepted within this many seconds logs a warning, then waits on.
 PRODUCER_FLUSH_WARN_SECONDS = 30.0
 
@@ -154,6 +158,8 @@ class StreamWorker:
         self._continuity = ContinuityGuard()
         self._seeks: set[asyncio.Future[None]] = set()
         self._offsets_client: AIOKafkaConsumer | None = None
+        # When each partition last delivered a record, or began to lag without one.
+        self._progress_at: dict[TP, float] = {}
         self.app = self._build_app()
 
     def _build_app(self) -> faust.App:
@@ -343,8 +349,10 @@ class StreamWorker:
         guard = self._continuity
         if not guard.started(tp):
             guard.start(tp, await self._start_offset(tp))
-        verdict = guard.check(tp, message.offset, time.monotonic())
+        now = time.monotonic()
+        verdict = guard.check(tp, message.offset, now)
         if verdict is Continuity.ACCEPT:
+            self._progress_at[tp] = now
             return True
         self._drop([event])
         if verdict is Continuity.SEEK:
@@ -358,6 +366,48 @@ class StreamWorker:
             )
             self._seek(tp, expected)
         return False
+
+    def _seek_stalled_tails(self, now: float) -> None:
+        """Seek back partitions whose skipped records are the last ones they have.
+
+        The continuity guard notices a skipped record when a later one arrives. When the skipped
+        records are the newest of the partition, nothing later arrives, so a partition that has
+        records beyond the next expected offset but delivered none for TAIL_STALL_SECONDS is
+        sought back here.
+        """
+        if self.app.rebalancing or self._stopping or self._ack_gate_installed is False:
+            return
+        consumer = self.app.consumer
+        committed_offsets = getattr(consumer, "_committed_offset", {})
+        gated = {self.settings.topics.contact_events, self.settings.topics.import_results}
+        guard = self._continuity
+        for tp in consumer.assignment():
+            if tp.topic not in gated or guard.seeking(tp):
+                continue
+            if guard.started(tp):
+                expected: int | None = guard.expected(tp)
+            else:
+                committed = committed_offsets.get(tp)
+                expected = committed if isinstance(committed, int) else None
+            highwater = consumer.highwater(tp)
+            if expected is None or highwater is None or highwater <= expected:
+                self._progress_at.pop(tp, None)
+                continue
+            waiting_since = self._progress_at.setdefault(tp, now)
+            if now - waiting_since < TAIL_STALL_SECONDS:
+                continue
+            logger.warning(
+                "%s has records up to offset %d but delivered none from offset %d for %.0f s; "
+                "seeking back to %d",
+                tp,
+                highwater - 1,
+                expected,
+                now - waiting_since,
+                expected,
+            )
+            guard.note_seek(tp, expected, now)
+            self._progress_at[tp] = now
+            self._seek(tp, expected)
 
     def _seek(self, tp: TP, offset: int) -> None:
         """Start a seek of `tp` to `offset` without waiting for it.
@@ -413,6 +463,7 @@ class StreamWorker:
     def _on_partitions_assigned(self, app: Any, assigned: set[TP], **_: Any) -> None:
         """Drop cached plans of new partitions: another worker may have written newer ones."""
         self._continuity.reset()
+        self._progress_at.clear()
         for number in self._own_partitions(assigned):
             self._plans.pop(number, None)
 
@@ -432,9 +483,11 @@ class StreamWorker:
                     await self._flush(runtime, batch)
 
     async def _flush_due(self) -> None:
-        for tp, offset in self._continuity.due_seeks(time.monotonic()):
+        now = time.monotonic()
+        for tp, offset in self._continuity.due_seeks(now):
             logger.info("%s still lacks offset %d; seeking back to it again", tp, offset)
             self._seek(tp, offset)
+        self._seek_stalled_tails(now)
         runtime = self.runtime
         if runtime is None:
             return
