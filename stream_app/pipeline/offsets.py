@@ -80,7 +80,7 @@ class OffsetTracker:
 
 
 class Continuity(StrEnum):
-    """What to do with a consumed record, given the offset its partition should deliver next."""
+    """The action for a consumed record, given the offset its partition should deliver next."""
 
     ACCEPT = "accept"
     DROP = "drop"  # a copy fetched before the last seek; it comes again, or came already
@@ -92,7 +92,7 @@ class ContinuityGuard:
 
     faust 0.15 streams skip events they dequeue while flow control is suspended or that carry an
     older consumer generation, and a skipped event is never delivered again unless the partition
-    seeks back. Acknowledging the records after it would commit past it. The guard tells the
+    seeks back. Acknowledging the records after it would commit past it. The guard directs the
     worker to seek back to the first missing offset, and to drop the stale copies that arrive
     before the seek takes effect.
 
@@ -155,8 +155,8 @@ class ContinuityGuard:
         """Return the partitions to seek again, with their missing offsets, and note the seeks.
 
         These are the partitions whose last seek is `reseek_seconds` old. A seek that lost the
-        race can leave faust dropping every record of the partition, so no record would ever
-        ask for the next seek; the worker calls this from a timer instead.
+        race can leave faust dropping every record of the partition. Then no record arrives to
+        trigger the next seek, so the worker calls this from a timer.
         """
         due: list[tuple[Any, int]] = []
         for partition, (first, latest) in self._seeking.items():

@@ -118,3 +118,15 @@ def test_continuity_due_seeks_repeat_a_seek_nothing_answered() -> None:
     assert guard.due_seeks(now=4.0) == []
     assert guard.check("p0", 10, now=5.0) is Continuity.ACCEPT
     assert guard.due_seeks(now=10.0) == []
+
+
+def test_continuity_note_seek_starts_seeking_a_quiet_partition() -> None:
+    guard = ContinuityGuard(reseek_seconds=3.0)
+    guard.note_seek("p0", 40, now=0.0)
+
+    assert guard.seeking("p0")
+    assert guard.expected("p0") == 40
+    assert guard.check("p0", 41, now=1.0) is Continuity.DROP
+    assert guard.due_seeks(now=3.0) == [("p0", 40)]
+    assert guard.check("p0", 40, now=4.0) is Continuity.ACCEPT
+    assert not guard.seeking("p0")
