@@ -19,6 +19,9 @@ Design notes that follow from faust 0.15 behaviour:
   current; batch progress and restores after a failed batch use `event_context`.
 - faust writes changelog records in the background; a batch's plan is flushed to Kafka before the
   batch's first side effect.
+- faust streams skip (and acknowledge) events around rebalances and restarts, and a skipped event
+  is not delivered again. The ack gate keeps those acknowledgements from reaching the commit, and
+  the continuity guard seeks a partition back to its first offset that was never processed.
 - On rebalance and shutdown faust waits until every event it delivered is acknowledged. A record
   must not be acknowledged before its outcome is durable, and a batch planned by an earlier run must
   not be flushed before all its records are back. So during a rebalance the flush timer abandons
