@@ -464,9 +464,26 @@ class StreamWorker:
             self.runtime.offsets.forget(numbers)
 
     def _on_partitions_assigned(self, app: Any, assigned: set[TP], **_: Any) -> None:
-        """Drop cached plans of new partitions: another worker may have written newer ones."""
+        """Start over from the committed offsets, as faust does after every rebalance.
+
+        faust seeks every assigned partition back to its committed offset, so the records of
+        the open batches and those still in flight come again, as events of the new generation.
+        The old ones are dropped here, in case the flush timer did not run during the
+        rebalance: acknowledged later, they would be dropped as stale and leave a hole that
+        faust's commit never passes. Cached plans are dropped too, because another worker may
+        have written newer ones.
+        """
         self._continuity.reset()
         self._progress_at.clear()
+        if self.runtime is not None:
+            abandoned = self.runtime.buffer.pop_all()
+            released = self._release_unfinished(self.runtime)
+            if released:
+                logger.info(
+                    "Assigned partitions: left %d records (%d open batches) to be read again",
+                    released,
+                    len(abandoned),
+                )
         for number in self._own_partitions(assigned):
             self._plans.pop(number, None)
 
