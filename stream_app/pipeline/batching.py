@@ -180,8 +180,9 @@ class BatchBuffer:
     def close_passed(self, partition: int, offset: int) -> list[Batch]:
         """Close the planned batches of `partition` that end before `offset`.
 
-        The record at a planned batch's last offset may not come back to the same batch (the
-        mapping file changed, say); a later offset of the partition shows it is not coming.
+        The record at a planned batch's last offset may not come back to the same batch, for
+        example when the mapping file changed. A later offset of the partition shows it is not
+        coming.
         """
         if not self._planned_open:
             return []

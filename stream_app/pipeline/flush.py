@@ -134,13 +134,8 @@ class BatchFlusher:
         if progress.stage is Step.PLANNED:
             await save(progress, True)
 
-        columns = list(schema.column_names)
-        csv_bytes = encode_csv(
-            columns,
-            [[(record.data or {}).get(column, "") for column in columns] for record in upserts],
-        )
-
         if submit and progress.stage < Step.ARCHIVED:
+            csv_bytes = _upserts_csv(schema, upserts)
             archived = await self._archive(batch, csv_bytes, upserts, deletes, started)
             progress.s3 = {
                 "bucket": archived.bucket,
@@ -258,11 +253,7 @@ class BatchFlusher:
                 await self.genesys.add_contacts(list_id, writes)
             elif upserts:
                 progress.method = "upload"
-                columns = list(schema.column_names)
-                csv_bytes = encode_csv(
-                    columns,
-                    [[(record.data or {}).get(c, "") for c in columns] for record in upserts],
-                )
+                csv_bytes = _upserts_csv(schema, upserts)
                 ticket = await self.genesys.upload_contacts_csv(list_id, csv_bytes, id_column)
                 progress.upload_key = ticket.upload_key
                 progress.stage = Step.UPLOADED
@@ -302,9 +293,9 @@ class BatchFlusher:
         """Return the upserts and deletes of a resumed batch that Genesys Cloud lacks.
 
         An earlier run may have written some or all of them before it stopped. An upload it made
-        may still be importing, so this waits for the list's import first, then reads the
-        contacts back: an upsert is needed unless the stored contact has the same values, and a
-        delete unless the contact is gone.
+        may still be importing, so this waits for the list's import first and then reads the
+        contacts back. An upsert is needed unless the stored contact has the same values, and a
+        delete is needed unless the contact is gone.
         """
         list_id = batch.contact_list_id
         await self.genesys.wait_until_no_import(list_id)
@@ -410,6 +401,15 @@ class BatchFlusher:
             timings=timings,
             records=outcomes,
         )
+
+
+def _upserts_csv(schema: ContactListSchema, upserts: list[BatchRecord]) -> bytes:
+    """Encode the upserts as CSV in the contact list's column order."""
+    columns = list(schema.column_names)
+    return encode_csv(
+        columns,
+        [[(record.data or {}).get(column, "") for column in columns] for record in upserts],
+    )
 
 
 def _record_outcome(record: BatchRecord, failed: bool) -> RecordOutcome:

@@ -3,7 +3,7 @@
 A batch's plan is its source partition, contact list and offset range. The worker stores it, and
 waits until the changelog has it, before the batch's first side effect. After a crash or a
 rebalance, the records read again fall into the planned ranges, so they form the same batches with
-the same ids and S3 keys, and the archive never holds two objects for one offset.
+the same ids and S3 keys, and the archive never contains two objects for one offset.
 
 The progress tells a worker that resumes a batch which steps are already done:
 
@@ -84,7 +84,7 @@ class BatchProgress:
 
 
 def slot_key(partition: int, contact_list_id: str) -> str:
-    """The table key of the batches of one partition and contact list."""
+    """Return the table key of the batches of one partition and contact list."""
     return f"{partition}{_SEPARATOR}{contact_list_id}"
 
 
@@ -121,7 +121,7 @@ def put(plans: list[BatchProgress], progress: BatchProgress) -> list[BatchProgre
 def prune(plans: list[BatchProgress], committed: int | None) -> list[BatchProgress]:
     """Drop the published batches that lie wholly before the committed offset `committed`.
 
-    `committed` is the next offset the consumer group reads after a restart; records before it
+    `committed` is the next offset the consumer group reads after a restart. Records before it
     are never read again, so their plans are no longer needed. None keeps everything.
     """
     if committed is None:

@@ -317,6 +317,18 @@ class StreamWorker:
                 await self._flush(runtime, batch)
             self._release_unfinished(runtime)
 
+    def _abandon_open_batches(self, runtime: Runtime, occasion: str) -> None:
+        """Drop the open batches and every record in flight, to be read again from Kafka."""
+        abandoned = runtime.buffer.pop_all()
+        released = self._release_unfinished(runtime)
+        if released:
+            logger.info(
+                "%s: left %d records (%d open batches) to be read again",
+                occasion,
+                released,
+                len(abandoned),
+            )
+
     def _release_unfinished(self, runtime: Runtime) -> int:
         """Drop every record in flight without acknowledging it, and return how many.
 
@@ -476,14 +488,7 @@ class StreamWorker:
         self._continuity.reset()
         self._progress_at.clear()
         if self.runtime is not None:
-            abandoned = self.runtime.buffer.pop_all()
-            released = self._release_unfinished(self.runtime)
-            if released:
-                logger.info(
-                    "Assigned partitions: left %d records (%d open batches) to be read again",
-                    released,
-                    len(abandoned),
-                )
+            self._abandon_open_batches(self.runtime, "Assigned partitions")
         for number in self._own_partitions(assigned):
             self._plans.pop(number, None)
 
@@ -513,14 +518,7 @@ class StreamWorker:
             return
         async with runtime.lock:
             if self.app.rebalancing:
-                abandoned = runtime.buffer.pop_all()
-                released = self._release_unfinished(runtime)
-                if released:
-                    logger.info(
-                        "Rebalancing: left %d records (%d open batches) to be read again",
-                        released,
-                        len(abandoned),
-                    )
+                self._abandon_open_batches(runtime, "Rebalancing")
                 return
             for batch in runtime.buffer.due():
                 await self._flush(runtime, batch)
@@ -561,9 +559,9 @@ class StreamWorker:
     def _install_ack_gate(self) -> None:
         """Let only `_ack` acknowledge records of the contact-events and results topics.
 
-        faust 0.15 streams acknowledge an event they skip, and they skip the events fetched for
-        an older consumer generation or while flow control is suspended (around a rebalance and
-        between the seek to the committed offsets and the resume after recovery). Such an
+        faust 0.15 streams acknowledge an event they skip. They skip the events fetched for an
+        older consumer generation, and those dequeued while flow control is suspended: around a
+        rebalance, and between the seek to the committed offsets and the resume after recovery. Such an
         acknowledgement would let the next commit pass a record that was never processed. The gate
         wraps the consumer's `ack` and ignores every acknowledgement of these topics that does not
         come from `_ack`. A gated message stays unacknowledged, so the record is read again.
