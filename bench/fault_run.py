@@ -26,6 +26,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.coordinator.protocol import ConsumerProtocolMemberAssignment
 from aiokafka.errors import KafkaError
@@ -262,6 +263,37 @@ class FaultRun:
             await admin.close()
         return {tp.partition: meta.offset for tp, meta in offsets.items() if tp.topic == topic}
 
+    async def end_offsets(self, topic: str) -> dict[int, int]:
+        """Return the log end offset per partition of `topic`."""
+        consumer = AIOKafkaConsumer(bootstrap_servers=self.settings.kafka.bootstrap_servers)
+        await consumer.start()
+        try:
+            await consumer.topics()  # fetches the cluster metadata that partitions_for_topic reads
+            partitions = [
+                TopicPartition(topic, number)
+                for number in sorted(consumer.partitions_for_topic(topic) or ())
+            ]
+            ends = await consumer.end_offsets(partitions)
+        finally:
+            await consumer.stop()
+        return {tp.partition: offset for tp, offset in ends.items()}
+
+    async def uncommitted_records(self, topic: str, within: float) -> int:
+        """Wait up to `within` seconds for the group to commit `topic` to its end; return the rest.
+
+        Every record has its outcome when this is called, so the workers should commit up to the
+        log end within a few commit intervals. What is still uncommitted after `within` would
+        be read again after a restart.
+        """
+        deadline = time.monotonic() + within
+        while True:
+            ends = await self.end_offsets(topic)
+            committed = await self.committed_offsets(topic)
+            behind = sum(max(0, end - committed.get(p, 0)) for p, end in ends.items())
+            if behind == 0 or time.monotonic() >= deadline:
+                return behind
+            await self.pause(2.0)
+
     def running_workers(self) -> list[str]:
         return [name for name, worker in self.workers.items() if worker.is_running()]
 
@@ -470,9 +502,13 @@ class FaultRun:
 
         The committed offsets of the worker's consumer group show where the webhook relay
         (results topic) and the intake (contact-events topic) would resume.
+        `uncommitted_records` counts the contact events the group has not committed 30 s after
+        the last outcome (-1 when the offsets could not be read).
         """
         topics = self.settings.topics
+        uncommitted = -1
         try:
+            uncommitted = await self.uncommitted_records(topics.contact_events, within=30.0)
             relay_offsets = await self.committed_offsets(topics.import_results)
             intake_offsets = await self.committed_offsets(topics.contact_events)
         except KafkaError as exc:
@@ -487,6 +523,7 @@ class FaultRun:
             "duration_s": round(time.monotonic() - self.started_at, 1),
             "seed": self.seed,
             "logs": str(self.work_dir / "logs"),
+            "uncommitted_records": uncommitted,
             "committed_offsets": {
                 "results_topic": relay_offsets,
                 "contact_events": intake_offsets,

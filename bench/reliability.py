@@ -43,6 +43,7 @@ ZERO_FIGURES = (
     "written_twice",
     "archive_overlaps",
     "webhook_batches_missing",
+    "uncommitted_records",
 )
 
 

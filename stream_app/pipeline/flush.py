@@ -63,6 +63,8 @@ def record_request_id(call: CallRecord) -> None:
 
 
 PublishRejected = Callable[[BatchRecord, RejectedRecord], Awaitable[None]]
+# Publishes a batch's result; returns once Kafka has it and every rejection published before it,
+# because the batch is marked published next.
 PublishResult = Callable[[ImportResult], Awaitable[None]]
 # Stores a batch's progress; with durable=True it returns once the changelog has it.
 SaveProgress = Callable[[BatchProgress, bool], Awaitable[None]]

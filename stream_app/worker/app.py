@@ -38,6 +38,7 @@ import json
 import logging
 import ssl
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -157,6 +158,7 @@ class StreamWorker:
         self._runtime_ready = asyncio.Event()
         self._ack_gate_installed = False
         self._acking = False
+        self._original_add_gap: Callable[[TP, int, int], Awaitable[None]] | None = None
         self._stopping = False
         self._continuity = ContinuityGuard()
         self._seeks: set[asyncio.Future[None]] = set()
@@ -365,9 +367,12 @@ class StreamWorker:
         if not guard.started(tp):
             guard.start(tp, await self._start_offset(tp))
         now = time.monotonic()
+        expected = guard.expected(tp)
         verdict = guard.check(tp, message.offset, now)
         if verdict is Continuity.ACCEPT:
             self._progress_at[tp] = now
+            if message.offset > expected:
+                await self._record_gap(tp, expected, message.offset - 1)
             return True
         self._drop([event])
         if verdict is Continuity.SEEK:
@@ -565,6 +570,13 @@ class StreamWorker:
         acknowledgement would let the next commit pass a record that was never processed. The gate
         wraps the consumer's `ack` and ignores every acknowledgement of these topics that does not
         come from `_ack`. A gated message stays unacknowledged, so the record is read again.
+
+        The gate also stops faust recording gaps in these topics. faust's fetch loop takes any
+        jump in offsets for a gap with no records. After a seek back, records it fetched before
+        the seek make such a jump, so it recorded offsets that were never processed as a gap.
+        Its commit counts a gap as acknowledged, which could pass unprocessed records. When the
+        same offsets were acknowledged later, the duplicates in its list let each commit advance
+        by one offset only. `_record_gap` records the real gaps the continuity guard accepts.
         """
         if self._ack_gate_installed:
             return
@@ -578,7 +590,28 @@ class StreamWorker:
             return bool(original_ack(message))
 
         consumer.ack = gated_ack  # type: ignore[method-assign]
+        # faust 0.15.3's private gap recorder; the fetch loop looks it up on the instance.
+        original_add_gap: Callable[[TP, int, int], Awaitable[None]] = consumer._add_gap  # type: ignore[attr-defined]
+        self._original_add_gap = original_add_gap
+
+        async def gated_add_gap(tp: TP, offset_from: int, offset_to: int) -> None:
+            if tp.topic not in gated_topics:
+                await original_add_gap(tp, offset_from, offset_to)
+
+        consumer._add_gap = gated_add_gap  # type: ignore[attr-defined]
         self._ack_gate_installed = True
+
+    async def _record_gap(self, tp: TP, first: int, last: int) -> None:
+        """Tell faust that offsets `first` to `last` of `tp` have no record, so commits pass them.
+
+        The continuity guard accepts such a gap (transaction markers, compaction) only after
+        seeking back to it has delivered nothing for a while.
+        """
+        logger.warning(
+            "%s has no records at offsets %d to %d; committing past them", tp, first, last
+        )
+        if self._original_add_gap is not None:
+            await self._original_add_gap(tp, first, last)
 
     def _ack(self, handles: list[Any]) -> None:
         """Acknowledge these faust events through the gate; the caller keeps offset order."""
@@ -781,7 +814,7 @@ class StreamWorker:
                     progress.encode_plans(plans)
                 )
             if durable:
-                await self._flush_producer(batch)
+                await self._flush_producer(batch.batch_id)
 
         report = await runtime.flusher.flush(batch, schema, list_mapping.id_column, plan, save)
         for record in report.failed_records:
@@ -789,8 +822,8 @@ class StreamWorker:
                 self._restore_dedupe_entries(record)
         self._done(runtime, batch.partition, [record.offset for record in batch.records])
 
-    async def _flush_producer(self, batch: Batch) -> None:
-        """Wait until Kafka has every message sent so far, the batch's plan among them."""
+    async def _flush_producer(self, batch_id: str) -> None:
+        """Wait until Kafka has every message sent so far, for example the batch's plan."""
         flush = asyncio.ensure_future(self.app.producer.flush())
         while True:
             done, _ = await asyncio.wait({flush}, timeout=PRODUCER_FLUSH_WARN_SECONDS)
@@ -798,8 +831,8 @@ class StreamWorker:
                 flush.result()
                 return
             logger.warning(
-                "Batch %s waits for Kafka to accept its plan; still waiting after %.0f s",
-                batch.batch_id,
+                "Batch %s waits for Kafka to accept its messages; still waiting after %.0f s",
+                batch_id,
                 PRODUCER_FLUSH_WARN_SECONDS,
             )
 
@@ -888,6 +921,13 @@ class StreamWorker:
         )
 
     async def _publish_result(self, result: ImportResult) -> None:
+        """Send a batch's result and wait until Kafka has it and the batch's dead letters.
+
+        The flusher marks the batch published right after this returns. Without the wait, that
+        table write could reach Kafka before the result does, and after a crash the batch
+        would count as published while its result and rejections were lost.
+        """
         await self.results_topic.send(
             key=result.batch_id.encode(), value=result.model_dump_json().encode()
         )
+        await self._flush_producer(result.batch_id)

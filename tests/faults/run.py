@@ -88,6 +88,9 @@ def check_reliability(figures: RunFigures, report: Mapping[str, Any]) -> None:
     assert figures.unexpected_outcomes == 0, (
         f"{figures.unexpected_outcomes} events with another outcome than planned\n{details}"
     )
+    assert report["uncommitted_records"] == 0, (
+        f"{report['uncommitted_records']} contact events stay uncommitted after the run\n{details}"
+    )
     assert figures.genesys_mismatches == 0, (
         f"{figures.genesys_mismatches} contacts differ from the expected list\n{details}"
     )
