@@ -26,6 +26,7 @@ from aiobotocore.session import get_session
 from botocore.exceptions import BotoCoreError, ClientError
 
 from stream_app.errors import ConfigurationError, RetriableError
+from stream_app.observability.spans import s3_put_span
 from stream_app.settings import S3Settings
 
 logger = logging.getLogger(__name__)
@@ -115,9 +116,10 @@ class BatchArchive:
         while True:
             attempt += 1
             try:
-                await self._client.put_object(
-                    Bucket=self.settings.bucket, Key=key, Body=body, ContentType=content_type
-                )
+                with s3_put_span(self.settings.bucket, key, self.settings.endpoint_url):
+                    await self._client.put_object(
+                        Bucket=self.settings.bucket, Key=key, Body=body, ContentType=content_type
+                    )
             except ClientError as exc:
                 code = exc.response.get("Error", {}).get("Code", "")
                 status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)

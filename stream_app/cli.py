@@ -10,6 +10,7 @@ import argparse
 import asyncio
 import json
 import logging
+import os
 import sys
 from dataclasses import asdict
 from datetime import datetime
@@ -29,6 +30,22 @@ def _configure_logging(level: str) -> None:
     logging.getLogger("httpx").setLevel(max(logging.WARNING, logging.getLogger().level))
 
 
+def _setup_observability(settings: Settings, *, with_metrics: bool = False) -> None:
+    """Install the OpenTelemetry SDK for this process: tracing, and metrics for the worker."""
+    from stream_app.observability.tracing import (  # noqa: PLC0415
+        build_resource,
+        plan_tracing,
+        setup_tracing,
+    )
+
+    provider = setup_tracing(settings.tracing.span_file)
+    # OTEL_SDK_DISABLED turns off the whole SDK, metrics included.
+    if with_metrics and plan_tracing(os.environ, settings.tracing.span_file).enabled:
+        from stream_app.observability.metrics import setup_metrics  # noqa: PLC0415
+
+        setup_metrics(provider.resource if provider else build_resource(os.environ))
+
+
 def cmd_worker(args: argparse.Namespace) -> int:
     from stream_app.topics import ensure_topics  # noqa: PLC0415 - faust is slow to import
     from stream_app.worker.app import StreamWorker  # noqa: PLC0415
@@ -36,6 +53,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
     settings = Settings()
     _configure_logging(settings.log_level)
     logger.info("Settings: %s", json.dumps(settings.masked_dump(), sort_keys=True))
+    _setup_observability(settings, with_metrics=True)
     worker = StreamWorker(settings)
     asyncio.run(ensure_topics(settings))
     import faust  # noqa: PLC0415
@@ -53,6 +71,7 @@ def cmd_produce(args: argparse.Namespace) -> int:
 
     settings = Settings()
     _configure_logging(settings.log_level)
+    _setup_observability(settings)
     mapping_path = args.mapping or settings.mapping_file
     if mapping_path is None:
         print(
@@ -193,26 +212,39 @@ def _positive_seconds(text: str) -> float:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from stream_app.demo import DEFAULT_INPUT, DEFAULT_MAPPING, format_table, run_demo  # noqa: PLC0415
+    from stream_app.demo import (  # noqa: PLC0415
+        DEFAULT_INPUT,
+        DEFAULT_MAPPING,
+        DemoSummary,
+        format_table,
+        run_demo,
+    )
 
     _configure_logging("WARNING" if args.json else "INFO")
+    _setup_observability(Settings())
+
+    def print_summary(summary: DemoSummary) -> None:
+        text = json.dumps(asdict(summary), sort_keys=True) if args.json else format_table(summary)
+        print(text, flush=True)
+
     try:
         summary = asyncio.run(
             run_demo(
                 args.input or DEFAULT_INPUT,
                 args.mapping or DEFAULT_MAPPING,
+                work_dir=args.work_dir,
                 timeout_seconds=args.timeout,
                 show_progress=not args.json,
                 produce_twice=args.twice,
+                web_port=args.web_port,
+                free_ports=args.free_ports,
+                keep_running_seconds=args.keep_running,
+                on_summary=print_summary,
             )
         )
     except (KeyboardInterrupt, asyncio.CancelledError):
         print("stream-app demo: stopped before every record was accounted for", file=sys.stderr)
         return 130
-    if args.json:
-        print(json.dumps(asdict(summary), sort_keys=True))
-    else:
-        print(format_table(summary))
     return 0 if summary.unaccounted == 0 else 1
 
 
@@ -324,6 +356,30 @@ def main(argv: list[str] | None = None) -> int:
         "--twice",
         action="store_true",
         help="publish the input twice; the second run must be all duplicates",
+    )
+    demo.add_argument(
+        "--work-dir",
+        type=Path,
+        help="folder for the logs (worker.log, audit.jsonl) and broker data "
+        "(default: .cache/demo/<time> in the project)",
+    )
+    demo.add_argument(
+        "--web-port",
+        type=int,
+        help="port of the worker's web server and status page (default 6066, or a free one)",
+    )
+    demo.add_argument(
+        "--free-ports",
+        action="store_true",
+        help="start the local stack and the web server on free ports chosen by the kernel",
+    )
+    demo.add_argument(
+        "--keep-running",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="after the summary, keep the stack and the worker running this many seconds, to "
+        "look at the status page; Ctrl-C stops earlier",
     )
     demo.set_defaults(handler=cmd_demo)
 

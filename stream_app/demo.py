@@ -6,6 +6,10 @@ input file, by default the CMS hospital file shipped with the package, and waits
 published record is accounted for: imported, rejected with a reason, or counted as a duplicate.
 Last, it prints a summary and stops everything it started.
 
+The worker writes its log to `<work dir>/logs/worker.log` and its audit log to
+`<work dir>/logs/audit.jsonl`. Its status page is at http://127.0.0.1:<web port>/status while the
+demo runs; `keep_running_seconds` keeps the stack and the worker up after the summary to look at it.
+
 Accounting reads the results topic (one import result per batch, deduplicated by batch id, since
 a replayed batch publishes its result again) and the dead-letter topic for records rejected before
 they joined a batch (decode and routing failures).
@@ -20,6 +24,7 @@ import os
 import signal
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -136,8 +141,21 @@ async def run_demo(
     timeout_seconds: float = 600.0,
     show_progress: bool = True,
     produce_twice: bool = False,
+    web_port: int | None = None,
+    free_ports: bool = False,
+    keep_running_seconds: float = 0.0,
+    on_summary: Callable[[DemoSummary], None] | None = None,
 ) -> DemoSummary:
-    """Run the whole demo and return its summary; every process it starts is stopped on return."""
+    """Run the whole demo and return its summary; every process it starts is stopped on return.
+
+    `web_port` is the worker's web server port (default 6066, or a free one when that is
+    taken). `free_ports` starts the stack and the web server on ports the kernel picks, in
+    place of 9092, 9000, 8089, 8090 and 6066, so the demo can run next to another stack that is
+    starting at the same time. `on_summary` receives the summary once every record is
+    accounted for. Then `keep_running_seconds` keeps the stack and the worker running that
+    long, or until the demo is cancelled (Ctrl-C or SIGTERM), before they are stopped and the
+    summary is returned.
+    """
     started = time.monotonic()
     # SIGTERM cancels the demo like Ctrl-C does, so the finally below stops what it started.
     main_task = asyncio.current_task()
@@ -151,14 +169,12 @@ async def run_demo(
             f"{mapping_path} has no [defaults] contact_list for the demo to create; add one"
         )
 
-    stack = LocalStack(work_dir=work_dir, ports=StackPorts())
+    ports = StackPorts.any_free() if free_ports else StackPorts()
+    stack = LocalStack(work_dir=work_dir, ports=ports)
     await asyncio.to_thread(stack.start)
     worker = None
     try:
-        env = {**os.environ, **stack.env()}
-        env["STREAM_APP_MAPPING_FILE"] = str(mapping_path)
-        env["STREAM_APP_DATA_DIR"] = str(work_dir / "worker-data")
-        env["STREAM_APP_WEB_PORT"] = str(choose_port(6066))
+        env = _worker_env(stack, work_dir, mapping_path, web_port or (0 if free_ports else 6066))
         settings = Settings.from_environ(env)
 
         await ensure_topics(settings)
@@ -190,6 +206,10 @@ async def run_demo(
                 await tally.stop()
             summary.contacts_in_genesys = await genesys.count_contacts(contact_list.id)
         summary.seconds = round(time.monotonic() - started, 1)
+        if on_summary is not None:
+            on_summary(summary)
+        if keep_running_seconds > 0:
+            await _keep_running(keep_running_seconds, int(env["STREAM_APP_WEB_PORT"]))
         return summary
     finally:
         if worker is not None:
@@ -201,6 +221,39 @@ async def run_demo(
         await asyncio.to_thread(stack.stop)
 
 
+def _worker_env(
+    stack: LocalStack, work_dir: Path, mapping_path: Path, web_port: int
+) -> dict[str, str]:
+    """Return the worker's environment: the stack's addresses and the demo's files and port.
+
+    A busy `web_port`, or 0, is replaced by a free port.
+    """
+    env = {**os.environ, **stack.env()}
+    env["STREAM_APP_MAPPING_FILE"] = str(mapping_path)
+    env["STREAM_APP_DATA_DIR"] = str(work_dir / "worker-data")
+    env["STREAM_APP_WEB_PORT"] = str(choose_port(web_port))
+    env["STREAM_APP_AUDIT__DESTINATION"] = "file"
+    env["STREAM_APP_AUDIT__PATH"] = str(work_dir / "logs" / "audit.jsonl")
+    return env
+
+
+async def _keep_running(seconds: float, web_port: int) -> None:
+    """Wait `seconds`, or until the demo is cancelled, which then ends normally."""
+    logger.info(
+        "Keeping the stack and the worker running for %.0f s; status page: "
+        "http://127.0.0.1:%d/status (Ctrl-C stops)",
+        seconds,
+        web_port,
+    )
+    task = asyncio.current_task()
+    try:
+        await asyncio.sleep(seconds)
+    except asyncio.CancelledError:
+        # The summary is out already, so a stop request here ends the demo normally.
+        if task is not None:
+            task.uncancel()
+
+
 async def _start_worker(env: dict[str, str], work_dir: Path) -> asyncio.subprocess.Process:
     log_path = work_dir / "logs" / "worker.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -208,7 +261,13 @@ async def _start_worker(env: dict[str, str], work_dir: Path) -> asyncio.subproce
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "stream_app.cli", "worker", env=env, stdout=log, stderr=log
     )
-    logger.info("Started worker (pid %d), log %s", process.pid, log_path)
+    logger.info(
+        "Started worker (pid %d), log %s, audit log %s, status page http://127.0.0.1:%s/status",
+        process.pid,
+        log_path,
+        env["STREAM_APP_AUDIT__PATH"],
+        env["STREAM_APP_WEB_PORT"],
+    )
     return process
 
 

@@ -9,6 +9,7 @@ and rejects with reasons what it cannot import.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import sys
@@ -17,6 +18,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from aiokafka import AIOKafkaProducer
 from tqdm import tqdm
@@ -25,6 +27,11 @@ from schemas.contact_event import ContactEvent
 from stream_app.csv_codec import read_source_file
 from stream_app.errors import ConfigurationError
 from stream_app.mapping import FieldMapping, ListMapping
+from stream_app.observability.spans import (
+    end_publish_span,
+    end_publish_span_when_done,
+    start_publish_span,
+)
 from stream_app.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -115,7 +122,7 @@ async def produce_file(
                 skipped += 1
                 continue
             key, value = item
-            pending.append(await producer.send(topic, value=value, key=key))
+            pending.append(await _send_traced(producer, topic, key, value))
             produced += 1
             if len(pending) >= 1000:
                 for future in pending:
@@ -134,6 +141,26 @@ async def produce_file(
             source_field_for(list_mapping, list_mapping.id_column),
         )
     return ProduceSummary(produced=produced, skipped_without_id=skipped, topic=topic)
+
+
+async def _send_traced(
+    producer: AIOKafkaProducer, topic: str, key: bytes, value: bytes
+) -> asyncio.Future[Any]:
+    """Send one record with its trace context in the headers; return the delivery future.
+
+    Each record starts a trace with a PRODUCER span, which ends when the broker acknowledges the
+    record or the send fails.
+    """
+    span, headers = start_publish_span(topic)
+    try:
+        delivery: asyncio.Future[Any] = await producer.send(
+            topic, value=value, key=key, headers=headers
+        )
+    except Exception as error:
+        end_publish_span(span, error=error)
+        raise
+    end_publish_span_when_done(span, delivery)
+    return delivery
 
 
 def dump_summary(summary: ProduceSummary) -> str:

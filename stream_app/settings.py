@@ -166,6 +166,32 @@ class DebeziumSettings(BaseModel):
     source: str = "debezium"
 
 
+class AuditSettings(BaseModel):
+    """Destination of the worker's audit log: a JSON line per batch, rejection and delivery."""
+
+    destination: Literal["stdout", "file", "off"] = Field(
+        "stdout",
+        description=(
+            "stdout: the worker's standard output, which carries nothing else (logs go to "
+            "standard error); file: append to `path`; off: write no audit log"
+        ),
+    )
+    path: Path | None = Field(
+        None, description="Audit file for destination file; default <data_dir>/audit.jsonl"
+    )
+
+
+class TracingSettings(BaseModel):
+    """Options beyond the standard OTEL_* variables, which configure tracing otherwise."""
+
+    span_file: Path | None = Field(
+        None,
+        description=(
+            "Also append every finished span to this file as one JSON line; for tests and debugging"
+        ),
+    )
+
+
 class Settings(BaseSettings):
     """Every setting of the worker and the CLI."""
 
@@ -179,6 +205,11 @@ class Settings(BaseSettings):
     app_id: str = "stream-app"
     data_dir: Path = Field(Path(".cache/worker"), description="RocksDB tables live here")
     web_port: int = Field(6066, ge=0, le=65535)
+    web_host: str = Field(
+        "127.0.0.1",
+        description="Address the worker's web server (status page, /metrics) listens on; "
+        "0.0.0.0 only inside a container",
+    )
     mapping_file: Path | None = Field(
         None, description="TOML mapping of source fields to contact-list columns"
     )
@@ -193,6 +224,8 @@ class Settings(BaseSettings):
     validation: ValidationSettings = Field(default_factory=ValidationSettings)
     dedupe: DedupeSettings = Field(default_factory=DedupeSettings)
     debezium: DebeziumSettings = Field(default_factory=DebeziumSettings)
+    tracing: TracingSettings = Field(default_factory=TracingSettings)
+    audit: AuditSettings = Field(default_factory=AuditSettings)
 
     # Flat aliases, as printed by `local-stack up`; they override the nested values when set.
     kafka_bootstrap_servers: str | None = Field(

@@ -23,6 +23,13 @@ from datetime import UTC, datetime
 import httpx
 from standardwebhooks.webhooks import Webhook
 
+from stream_app.observability.metrics import record_webhook_delivery
+from stream_app.observability.spans import (
+    http_client_span,
+    set_delivery_outcome,
+    set_http_status,
+    webhook_delivery_span,
+)
 from stream_app.settings import WebhookSettings
 
 logger = logging.getLogger(__name__)
@@ -77,8 +84,17 @@ class WebhookSender:
         """Post `body` until the CRM responds with 2xx or `retry_seconds` have passed.
 
         Never raises for HTTP or network failures; the outcome says whether it was delivered.
-        Each attempt is signed afresh, because the timestamp is part of the signature.
+        Each attempt is signed afresh, because the timestamp is part of the signature. The
+        delivery is one `webhook deliver` span, with one HTTP client span per attempt.
         """
+        with webhook_delivery_span(webhook_id) as span:
+            outcome = await self._deliver(webhook_id, body)
+            set_delivery_outcome(span, outcome.delivered, outcome.attempts)
+        if outcome.delivered:
+            record_webhook_delivery("delivered")
+        return outcome
+
+    async def _deliver(self, webhook_id: str, body: str) -> DeliveryOutcome:
         assert self.settings.url is not None
         deadline = self._clock() + self.settings.retry_seconds
         delay = self.settings.backoff_initial_seconds
@@ -89,11 +105,13 @@ class WebhookSender:
         while True:
             attempts += 1
             try:
-                response = await self._client.post(
-                    self.settings.url,
-                    content=body.encode(),
-                    headers=self.signed_headers(webhook_id, body),
-                )
+                with http_client_span("POST", self.settings.url, attempt=attempts) as span:
+                    response = await self._client.post(
+                        self.settings.url,
+                        content=body.encode(),
+                        headers=self.signed_headers(webhook_id, body),
+                    )
+                    set_http_status(span, response.status_code)
             except httpx.HTTPError as exc:
                 status, error = None, f"{type(exc).__name__}: {exc}"
             else:
@@ -117,5 +135,6 @@ class WebhookSender:
                 error,
                 delay,
             )
+            record_webhook_delivery("retried")
             await self._sleep(delay * (0.5 + random.random() / 2))  # noqa: S311 - jitter, not security
             delay = min(delay * 2, self.settings.backoff_max_seconds)

@@ -14,6 +14,7 @@ only what cannot have reached the server: 429, 503 and failures to connect.
 
 API calls pass the rate limiter. The token request and the presigned upload PUT do not, because
 Genesys Cloud limits the API calls made with a token, and neither of them is such a call.
+Every HTTP attempt is one CLIENT span and one count of the `stream_app.genesys.calls` metric.
 This module knows no endpoint except the token endpoint; `stream_app.genesys.client` does.
 """
 
@@ -42,6 +43,8 @@ from stream_app.genesys.errors import (
 )
 from stream_app.genesys.models import CallRecord
 from stream_app.genesys.rate_limit import SlidingWindowRateLimiter
+from stream_app.observability.metrics import record_genesys_call, record_rate_limit_wait
+from stream_app.observability.spans import http_client_span, set_http_status
 from stream_app.settings import GenesysSettings
 
 logger = logging.getLogger(__name__)
@@ -240,7 +243,11 @@ class ApiCaller:
                 await self._limiter.acquire()
 
             try:
-                response = await self._send_once(request, token, attempt)
+                with http_client_span(
+                    request.method, request.url, url_template=request.path, attempt=attempt
+                ) as span:
+                    response = await self._send_once(request, token, attempt)
+                    set_http_status(span, response.status_code)
             except httpx.TransportError as error:
                 wait = self._wait_after_transport_error(request, error, attempt)
                 await self._sleep_or_give_up(request, started, attempt, wait, error=error)
@@ -350,6 +357,8 @@ class ApiCaller:
         failure = _describe_failure(response, error)
         if elapsed + wait > self._policy.max_retry_seconds:
             raise _retries_exhausted(request, failure, attempt, elapsed, response) from error
+        if response is not None and response.status_code == 429:
+            record_rate_limit_wait("retry_after")
 
         logger.warning(
             "%s failed with %s (attempt %d, correlation id %s); retrying in %.1f s",
@@ -372,6 +381,7 @@ class ApiCaller:
         error: str | None = None,
     ) -> None:
         duration = self._clock() - sent_at
+        record_genesys_call(request.method, request.path, status, error)
         logger.debug(
             "%s -> %s in %.3f s (attempt %d, correlation id %s)",
             request.operation,

@@ -142,6 +142,7 @@ class GenesysClient:
         limiter = rate_limiter or SlidingWindowRateLimiter.from_settings(
             settings, clock=clock, sleep=sleep
         )
+        self.rate_limiter = limiter
         policy = RetryPolicy(
             max_retry_seconds=settings.max_retry_seconds,
             retry_after_default_seconds=settings.retry_after_default_seconds,

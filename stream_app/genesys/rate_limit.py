@@ -19,6 +19,7 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 
+from stream_app.observability.metrics import record_rate_limit_wait
 from stream_app.settings import GenesysSettings
 
 logger = logging.getLogger(__name__)
@@ -84,7 +85,13 @@ class SlidingWindowRateLimiter:
                     self.window_seconds,
                     wait,
                 )
+                record_rate_limit_wait("limiter")
                 await self._sleep(wait)
+
+    def available(self) -> int:
+        """Return how many more sends the window that ends now admits without waiting."""
+        cutoff = self._clock() - self.window_seconds
+        return self.limit - sum(1 for sent in self._sent if sent > cutoff)
 
     def _drop_before(self, cutoff: float) -> None:
         while self._sent and self._sent[0] <= cutoff:

@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from opentelemetry.trace import SpanContext
+
 from schemas.reason import Reason
 from schemas.rejected_record import Stage
 from stream_app.pipeline.progress import BatchProgress
@@ -62,6 +64,9 @@ class BatchRecord:
     rejected_stage: Stage = "validation"
     size: int = 0
     handle: Any = None  # the faust event, acknowledged when the batch is done
+    # The trace span that processed the record; its batch's span links to it, and its dead-letter
+    # message carries it as the parent.
+    span_context: SpanContext | None = None
 
 
 @dataclass

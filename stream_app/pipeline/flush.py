@@ -43,6 +43,7 @@ from stream_app.errors import RetriableError
 from stream_app.genesys.client import GenesysClient
 from stream_app.genesys.errors import GenesysError
 from stream_app.genesys.models import CallRecord, ContactWrite
+from stream_app.observability.spans import current_traceparent
 from stream_app.pipeline.batching import Batch, BatchRecord, Outcome
 from stream_app.pipeline.progress import BatchProgress, Step
 from stream_app.settings import Settings
@@ -401,6 +402,7 @@ class BatchFlusher:
             s3=s3,
             genesys=genesys_info,
             timings=timings,
+            traceparent=current_traceparent(),
             records=outcomes,
         )
 

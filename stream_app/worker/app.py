@@ -56,6 +56,9 @@ from stream_app.errors import ConfigurationError, DecodeError
 from stream_app.genesys.client import GenesysClient
 from stream_app.intake.decode import DebeziumOptions, decode_message
 from stream_app.mapping import FieldMapping, ListMapping, load_mapping, map_fields
+from stream_app.observability import metrics, spans
+from stream_app.observability.outcomes import OutcomeRecorder
+from stream_app.observability.propagation import headers_for_span_context, inject_headers
 from stream_app.pipeline import dedupe, progress
 from stream_app.pipeline.batching import Batch, BatchBuffer, BatchRecord, Outcome
 from stream_app.pipeline.flush import BatchFlusher, record_request_id
@@ -165,6 +168,7 @@ class StreamWorker:
         self._offsets_client: AIOKafkaConsumer | None = None
         # When each partition last delivered a record, or began to lag without one.
         self._progress_at: dict[TP, float] = {}
+        self.outcomes = OutcomeRecorder.from_settings(settings)
         self.app = self._build_app()
 
     def _build_app(self) -> faust.App:
@@ -181,7 +185,7 @@ class StreamWorker:
             topic_replication_factor=topics.replication_factor,
             web_enabled=True,
             web_port=settings.web_port,
-            web_bind="127.0.0.1",
+            web_bind=settings.web_host,
             consumer_auto_offset_reset="earliest",
             # At least the contact-events topic's max.message.bytes: aiokafka 0.14 skips a record
             # that is larger than this per-partition fetch size instead of returning it.
@@ -264,9 +268,16 @@ class StreamWorker:
         app.agent(self.events_topic, name="intake")(self._intake_agent)
         app.agent(self.results_topic, name="webhook-relay")(self._relay_agent)
         app.timer(0.5, name="flush-due")(self._flush_due)
+        metrics.add_metrics_page(app)
+        metrics.watch_consumer_lag(self._consumer_lag)
         app.on_before_shutdown.connect(self._on_before_shutdown)  # type: ignore[arg-type]
         app.on_partitions_revoked.connect(self._on_partitions_revoked)  # type: ignore[arg-type]
         app.on_partitions_assigned.connect(self._on_partitions_assigned)  # type: ignore[arg-type]
+        self.outcomes.install(
+            app,
+            topics.contact_events,
+            lambda: self.runtime.genesys.rate_limiter if self.runtime else None,
+        )
         return app
 
     # Runtime lifecycle
@@ -276,6 +287,7 @@ class StreamWorker:
             return self.runtime
         settings = self.settings
         genesys = await GenesysClient(settings.genesys, on_response=record_request_id).__aenter__()
+        metrics.watch_rate_limit_headroom(genesys.rate_limiter.available)
         archive = await BatchArchive(settings.s3).__aenter__()
         flusher = BatchFlusher(
             settings,
@@ -508,7 +520,8 @@ class StreamWorker:
         runtime = await self._start_runtime()
         async for event in stream.noack().events():
             async with runtime.lock:
-                closed = await self._classify(runtime, event)
+                with spans.process_span(event, self.settings.app_id):
+                    closed = await self._classify(runtime, event)
                 for batch in closed:
                     await self._flush(runtime, batch)
 
@@ -539,7 +552,8 @@ class StreamWorker:
             async for event in stream.noack().events():
                 if not await self._admit(event):
                     continue
-                await self._relay(sender, event.value)
+                with spans.process_span(event, self.settings.app_id):
+                    await self._relay(sender, event.value)
                 self._ack([event])
 
     async def _relay(self, sender: WebhookSender, value: bytes | str) -> None:
@@ -547,6 +561,7 @@ class StreamWorker:
         body = value.decode() if isinstance(value, bytes) else str(value)
         batch_id = json.loads(body).get("batch_id", "")
         outcome = await sender.deliver(batch_id, body)
+        self.outcomes.webhook_finished(batch_id, outcome)
         if outcome.delivered:
             return
         dead_letter = {
@@ -560,6 +575,7 @@ class StreamWorker:
         await self.webhook_dead_letter_topic.send(
             key=batch_id.encode(), value=json.dumps(dead_letter).encode()
         )
+        metrics.record_webhook_delivery("dead_lettered")
 
     def _install_ack_gate(self) -> None:
         """Let only `_ack` acknowledge records of the contact-events and results topics.
@@ -634,6 +650,7 @@ class StreamWorker:
         if not await self._admit(event):
             return []
         runtime.offsets.track(message.partition, message.offset, event)
+        metrics.record_admitted(message.topic)
         try:
             decoded = decode_message(
                 raw_value,
@@ -688,13 +705,17 @@ class StreamWorker:
             raw_value=raw_value,
             size=len(raw_value or b""),
             handle=event,
+            span_context=spans.current_span_context(),
         )
         if decoded.operation == "upsert":
-            self._validate(record, decoded, list_mapping, schema)
+            with spans.validation_span() as span:
+                self._validate(record, decoded, list_mapping, schema)
+                spans.set_validation_result(span, record.reasons)
         else:
             record.data = {}
         if record.outcome is Outcome.SUBMIT:
             self._dedupe(record, schema)
+        metrics.record_classified(record.outcome)
         plan = progress.covering(self._plans_for(record.partition, schema.list_id), record.offset)
         return runtime.buffer.add(record, schema.list_id, schema.name, plan)
 
@@ -816,7 +837,11 @@ class StreamWorker:
             if durable:
                 await self._flush_producer(batch.batch_id)
 
-        report = await runtime.flusher.flush(batch, schema, list_mapping.id_column, plan, save)
+        with spans.batch_span(batch) as span:
+            report = await runtime.flusher.flush(batch, schema, list_mapping.id_column, plan, save)
+            spans.set_batch_result(span, report.result)
+        metrics.record_flush(batch, report)
+        self.outcomes.batch_finished(batch, report)
         for record in report.failed_records:
             if record.handle is not None:
                 self._restore_dedupe_entries(record)
@@ -867,6 +892,16 @@ class StreamWorker:
         value = committed.get(TP(self.settings.topics.contact_events, partition))
         return value if isinstance(value, int) else None
 
+    def _consumer_lag(self) -> list[tuple[str, int, int]]:
+        """Return (topic, partition, lag) of the assigned contact-events partitions, for metrics."""
+        consumer = self.app.consumer
+        return metrics.consumer_lag(
+            consumer.assignment(),
+            self.settings.topics.contact_events,
+            consumer.highwater,
+            self._committed_offset,
+        )
+
     # Publishing
 
     async def _dead_letter_now(
@@ -890,10 +925,14 @@ class StreamWorker:
             contact_list=decoded.contact_list if decoded else None,
         )
         await self.dead_letter_topic.send(
-            key=_dead_letter_key(event.key), value=rejected.model_dump_json().encode()
+            key=_dead_letter_key(event.key),
+            value=rejected.model_dump_json().encode(),
+            headers=inject_headers(),
         )
+        metrics.record_rejected(reasons[0].rule)
         if self.runtime is not None:
             self._done(self.runtime, message.partition, [message.offset])
+        self.outcomes.record_dead_lettered(rejected, decoded)
         self._log_dead_letter(stage, reasons[0], message.partition, message.offset)
 
     def _log_dead_letter(self, stage: Stage, reason: Reason, partition: int, offset: int) -> None:
@@ -917,8 +956,12 @@ class StreamWorker:
         self, record: BatchRecord, rejected: RejectedRecord
     ) -> None:
         await self.dead_letter_topic.send(
-            key=_dead_letter_key(record.key), value=rejected.model_dump_json().encode()
+            key=_dead_letter_key(record.key),
+            value=rejected.model_dump_json().encode(),
+            headers=headers_for_span_context(record.span_context),
         )
+        metrics.record_rejected(rejected.reasons[0].rule)
+        self.outcomes.batch_record_dead_lettered(record, rejected)
 
     async def _publish_result(self, result: ImportResult) -> None:
         """Send a batch's result and wait until Kafka has it and the batch's dead letters.
@@ -927,7 +970,10 @@ class StreamWorker:
         table write could reach Kafka before the result does, and after a crash the batch
         would count as published while its result and rejections were lost.
         """
-        await self.results_topic.send(
-            key=result.batch_id.encode(), value=result.model_dump_json().encode()
-        )
+        with spans.publish_span(self.settings.topics.import_results) as headers:
+            await self.results_topic.send(
+                key=result.batch_id.encode(),
+                value=result.model_dump_json().encode(),
+                headers=headers,
+            )
         await self._flush_producer(result.batch_id)

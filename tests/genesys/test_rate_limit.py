@@ -53,6 +53,20 @@ async def test_limiter_concurrent_callers_within_limit(clock: FakeClock) -> None
     assert max(admitted) - min(admitted) == 240.0
 
 
+async def test_limiter_available_counts_sends_in_window(clock: FakeClock) -> None:
+    limiter = SlidingWindowRateLimiter(3, clock=clock, sleep=clock.sleep)
+
+    await limiter.acquire()
+    clock.now += 30
+    await limiter.acquire()
+    in_window = limiter.available()
+    clock.now += 30
+    first_left = limiter.available()
+
+    assert in_window == 1
+    assert first_left == 2
+
+
 def test_limiter_from_settings_applies_headroom() -> None:
     settings = make_settings(requests_per_minute=300, rate_limit_headroom=0.9)
 
