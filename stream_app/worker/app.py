@@ -64,7 +64,7 @@ from stream_app.pipeline.batching import Batch, BatchBuffer, BatchRecord, Outcom
 from stream_app.pipeline.flush import BatchFlusher, record_request_id
 from stream_app.pipeline.offsets import Continuity, ContinuityGuard, OffsetTracker
 from stream_app.pipeline.progress import BatchProgress
-from stream_app.settings import Settings
+from stream_app.settings import DedupeSettings, Settings
 from stream_app.validation.contact import ValidationOptions, ValidContact, validate_contact
 from stream_app.validation.contact_list import ContactListSchema
 from stream_app.webhook import WebhookSender
@@ -115,6 +115,23 @@ PRODUCER_FLUSH_WARN_SECONDS = 30.0
 # Keys longer than this are replaced by their SHA-256 in dead-letter messages, so that a huge key
 # cannot push the message over the producer's maximum request size.
 MAX_DEAD_LETTER_KEY_BYTES = 1024
+
+
+def dedupe_store_options(dedupe_settings: DedupeSettings) -> dict[str, Any]:
+    """Return the RocksDB options of the dedupe tables, for faust's `options` argument.
+
+    faust's RocksDB default is a 2 GiB block cache per table partition, so the cache is set
+    here. The stores have no TTL: with rocksdict 0.3.29, compacting TTL databases that one
+    process opened together dropped live entries (tests/worker/test_store_options.py), which
+    would let duplicates through.
+    Without a TTL an expired entry stays on disk until its identity is written again, and
+    `dedupe.decide` checks the expiry itself.
+    """
+    return {
+        "block_cache_size": dedupe_settings.block_cache_bytes,
+        "write_buffer_size": dedupe_settings.write_buffer_bytes,
+        "max_write_buffer_number": 2,
+    }
 
 
 def _dead_letter_key(key: bytes | None) -> bytes | None:
@@ -220,15 +237,7 @@ class StreamWorker:
             topics.webhook_dead_letter, key_serializer="raw", value_serializer="raw", partitions=1
         )
         dedupe_settings = settings.dedupe
-        # faust's RocksDB default is a 2 GiB block cache per table partition. The TTL lets RocksDB
-        # drop entries at compaction a day after they expire. `decide` checks expiry itself,
-        # because a recovery from the compacted changelog may bring expired entries back.
-        rocksdb_options = {
-            "block_cache_size": dedupe_settings.block_cache_bytes,
-            "write_buffer_size": dedupe_settings.write_buffer_bytes,
-            "max_write_buffer_number": 2,
-            "ttl": int(dedupe_settings.expire_seconds) + 24 * 3600,
-        }
+        rocksdb_options = dedupe_store_options(dedupe_settings)
         self.dedupe_table = app.Table(
             "dedupe",
             key_type=str,
