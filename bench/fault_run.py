@@ -65,12 +65,15 @@ class FaultRun:
         records: int,
         seed: int,
         extra_env: Mapping[str, str] | None = None,
+        workload: Workload | None = None,
     ) -> None:
         self.stack = stack
         self.work_dir = work_dir
         self.seed = seed
         self.rng = random.Random(seed)  # noqa: S311 - a reproducible schedule, not security
-        self.workload: Workload = build_workload(records, seed)
+        self.workload: Workload = (
+            workload if workload is not None else build_workload(records, seed)
+        )
 
         suffix = uuid.uuid4().hex[:10]
         self.contact_list_name = f"faults-{suffix}"

@@ -45,6 +45,20 @@ DELETE_SHARE = 0.005
 RECORDS_PER_POISON_SET = 10_000
 
 
+@dataclass(frozen=True)
+class WorkloadShares:
+    """The share of each event kind, the rest being new contacts. `poison` adds the poison sets."""
+
+    invalid: float = INVALID_SHARE
+    duplicate: float = DUPLICATE_SHARE
+    update: float = UPDATE_SHARE
+    delete: float = DELETE_SHARE
+    poison: bool = True
+
+
+FAULT_RUN_SHARES = WorkloadShares()
+
+
 class EventKind(StrEnum):
     NEW = "new"
     UPDATE = "update"
@@ -77,6 +91,8 @@ class PlannedEvent:
     contact_id: str | None
     partition: int = -1
     offset: int = -1
+    # The record's Kafka timestamp (CreateTime, Unix milliseconds), set once it is produced.
+    timestamp_ms: int = -1
 
     @property
     def expected_outcome(self) -> str:
@@ -178,14 +194,17 @@ def _poison_values(number: int) -> Iterator[bytes]:
     ).encode()
 
 
-def build_workload(records: int, seed: int) -> Workload:
-    """Plan `records` messages (poison messages included) with the shares in the module docstring."""
+def build_workload(records: int, seed: int, shares: WorkloadShares = FAULT_RUN_SHARES) -> Workload:
+    """Plan `records` messages (poison messages included) with the given shares.
+
+    The default shares are the ones in the module docstring.
+    """
     if records < 100:
         raise ValueError(f"a workload needs at least 100 records, got {records}")
 
     rng = random.Random(seed)  # noqa: S311 - a reproducible workload, not security
-    planner = _Planner(rng, _cms_rows())
-    poison_sets = max(1, records // RECORDS_PER_POISON_SET)
+    planner = _Planner(rng, _cms_rows(), shares)
+    poison_sets = max(1, records // RECORDS_PER_POISON_SET) if shares.poison else 0
     poison_values = [value for number in range(poison_sets) for value in _poison_values(number)]
     poison_slots = set(rng.sample(range(records), len(poison_values)))
 
@@ -206,9 +225,12 @@ def build_workload(records: int, seed: int) -> Workload:
 class _Planner:
     """Draws contact events and tracks each contact's latest content and whether it may change."""
 
-    def __init__(self, rng: random.Random, base_rows: list[dict[str, str]]) -> None:
+    def __init__(
+        self, rng: random.Random, base_rows: list[dict[str, str]], shares: WorkloadShares
+    ) -> None:
         self.rng = rng
         self.base_rows = base_rows
+        self.shares = shares
         self.occurred_at = datetime.now(tz=UTC).isoformat()
         self.run_tag = uuid.UUID(int=rng.getrandbits(128)).hex[:8]
         self.latest: dict[str, dict[str, str]] = {}  # contact id -> latest valid fields
@@ -220,11 +242,12 @@ class _Planner:
         self.contacts_created = 0
 
     def next_event(self, draw: float) -> PlannedEvent:
+        shares = self.shares
         thresholds = (
-            (INVALID_SHARE, self._invalid, True),
-            (DUPLICATE_SHARE, self._duplicate, bool(self.open_ids or self.frozen_ids)),
-            (UPDATE_SHARE, self._update, bool(self.open_ids)),
-            (DELETE_SHARE, self._delete, bool(self.open_ids)),
+            (shares.invalid, self._invalid, True),
+            (shares.duplicate, self._duplicate, bool(self.open_ids or self.frozen_ids)),
+            (shares.update, self._update, bool(self.open_ids)),
+            (shares.delete, self._delete, bool(self.open_ids)),
         )
         limit = 0.0
         for share, make, possible in thresholds:
@@ -315,7 +338,7 @@ class _Planner:
 
 
 async def produce_workload(bootstrap_servers: str, topic: str, workload: Workload) -> None:
-    """Publish every message in order and store its partition and offset on the event."""
+    """Publish every message in order and store its partition, offset and timestamp on the event."""
     producer = AIOKafkaProducer(
         bootstrap_servers=bootstrap_servers,
         acks="all",
@@ -341,3 +364,4 @@ async def _record_positions(pending: list[tuple[PlannedEvent, Any]]) -> None:
         metadata = await future
         event.partition = metadata.partition
         event.offset = metadata.offset
+        event.timestamp_ms = metadata.timestamp
