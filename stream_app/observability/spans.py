@@ -27,6 +27,7 @@ from urllib.parse import urlsplit, urlunsplit
 from opentelemetry import trace
 from opentelemetry.context import Context
 from opentelemetry.trace import (
+    INVALID_SPAN,
     Link,
     NonRecordingSpan,
     Span,
@@ -84,6 +85,14 @@ S3_KEY = "aws.s3.key"
 def tracer() -> trace.Tracer:
     """Return the product's tracer from the global provider (a no-op one until set-up)."""
     return trace.get_tracer(TRACER_NAME)
+
+
+def recording() -> bool:
+    """Return True once a TracerProvider is installed; until then spans would record nothing.
+
+    The per-record spans check this first, so a worker without tracing does not pay for them.
+    """
+    return not isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider)
 
 
 @contextmanager
@@ -167,8 +176,12 @@ def process_span(event: Any, group: str) -> Iterator[Span]:
     """Start the CONSUMER span of one consumed message, as a child of its header's context.
 
     A message without a valid traceparent header starts a new trace. `event` is a faust event
-    (or an aiokafka record) with topic, partition, offset and headers.
+    (or an aiokafka record) with topic, partition, offset and headers. Without a TracerProvider
+    it starts no span, so the message's trace context is not passed on either.
     """
+    if not recording():
+        yield INVALID_SPAN
+        return
     message = getattr(event, "message", event)
     attributes = kafka_attributes(
         message.topic,
@@ -230,6 +243,9 @@ def publish_span(topic: str) -> Iterator[HeaderList]:
 
 @contextmanager
 def validation_span() -> Iterator[Span]:
+    if not recording():
+        yield INVALID_SPAN
+        return
     with _span("validate", SpanKind.INTERNAL, {}) as span:
         yield span
 
