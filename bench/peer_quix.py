@@ -7,12 +7,12 @@ The peer reads the same records as the worker (up to the end offsets in CONFIG, 
 2. the dedupe decision of `stream_app.pipeline.dedupe` on Quix's RocksDB state, keyed like the
    worker's table (contact list id and contact id), with a changelog topic;
 3. a batching sink that writes each partition's accepted contacts as CSV with a JSON manifest to
-   the same S3 server and bucket, at most `batch.max_records` rows per object.
+   the same S3 server and bucket, at most `batch.max_contacts` rows per object.
 
 Quix Streams has no Genesys Cloud sink, so the peer imports nothing into Genesys, publishes no
 import results and dead-letters nothing. Its batches follow the worker's default limits: Quix
 flushes sinks at each checkpoint, so the checkpoint comes every `batch.max_seconds` or every
-`batch.max_records` records per partition, whichever is first. The worker's STREAM_APP_*
+`batch.max_contacts` records per partition, whichever is first. The worker's STREAM_APP_*
 settings come from the environment.
 
 It prints one JSON object: `peer_rps` is the records divided by the time from the first
@@ -78,7 +78,7 @@ class S3CsvSink(BatchingSink):
         items = [item for item in batch if item.value["submit"] and item.value["data"]]
         columns = list(self.schema.column_names)
         iterator = iter(items)
-        while chunk := list(islice(iterator, self.settings.batch.max_records)):
+        while chunk := list(islice(iterator, self.settings.batch.max_contacts)):
             rows = [[item.value["data"].get(column, "") for column in columns] for item in chunk]
             first, last = chunk[0].offset, chunk[-1].offset
             key = (
@@ -180,7 +180,7 @@ def run_peer(config: ReferenceConfig, settings: Settings) -> dict[str, Any]:
         consumer_group=f"bench-peer-quix-{suffix}",
         auto_offset_reset="earliest",
         commit_interval=settings.batch.max_seconds,
-        commit_every=settings.batch.max_records * partitions,
+        commit_every=settings.batch.max_contacts * partitions,
         state_dir=str(Path(config.work_dir) / "quix-state"),
         rocksdb_options=RocksDBOptions(
             write_buffer_size=settings.dedupe.write_buffer_bytes,

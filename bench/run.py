@@ -50,6 +50,7 @@ from bench.perf_figures import (
     per_thousand,
     ratio,
     run_targets,
+    steady_state_requests,
     throughput_rps,
     write_latencies,
 )
@@ -94,6 +95,7 @@ def worker_extra_env() -> dict[str, str]:
     return {
         "STREAM_APP_BATCH__MAX_SECONDS": str(defaults.max_seconds),
         "STREAM_APP_BATCH__MAX_RECORDS": str(defaults.max_records),
+        "STREAM_APP_BATCH__MAX_CONTACTS": str(defaults.max_contacts),
         "STREAM_APP_GENESYS__REQUESTS_PER_MINUTE": str(EMULATOR_REQUESTS_PER_MINUTE),
     }
 
@@ -184,6 +186,9 @@ async def run_unpaced(
         "contacts_imported": imported,
         "api_calls": len(requests),
         "api_calls_per_1000": _round(per_thousand(len(requests), imported), 3),
+        "api_calls_per_1000_steady": _round(
+            per_thousand(steady_state_requests(requests), imported), 3
+        ),
         "api_calls_by_path": _count_paths(requests),
         "writes_seen": max((int(write["seq"]) for write in writes), default=0),
     }
@@ -379,6 +384,7 @@ def build_report(
         "peak_rss_mb": memory.peak_mb,
         "state_bytes_per_entry": state["state_bytes_per_entry"],
         "api_calls_per_1000": unpaced["api_calls_per_1000"],
+        "api_calls_per_1000_steady": unpaced["api_calls_per_1000_steady"],
     }
     return {
         **figures,
@@ -429,6 +435,7 @@ def format_table(report: Mapping[str, Any]) -> str:
         ("peak_rss_mb", report["peak_rss_mb"]),
         ("state_bytes_per_entry", report["state_bytes_per_entry"]),
         ("api_calls_per_1000", report["api_calls_per_1000"]),
+        ("api_calls_per_1000_steady", report["api_calls_per_1000_steady"]),
     ]
     lines = [f"{name:<24} {value}" for name, value in rows]
     lines.append("")

@@ -136,7 +136,14 @@ class WebhookSettings(BaseModel):
 
 
 class BatchSettings(BaseModel):
-    max_records: int = Field(1000, ge=1)
+    max_contacts: int = Field(
+        1000,
+        ge=1,
+        description="Contacts to write per batch; Genesys Cloud takes at most 1000 per request",
+    )
+    max_records: int = Field(
+        2000, ge=1, description="Records per batch, the rejected and duplicate ones included"
+    )
     max_bytes: int = Field(4 * 1024 * 1024, ge=1024, description="CSV bytes per batch")
     max_seconds: float = Field(5.0, gt=0, description="Flush a batch this long after it opened")
 

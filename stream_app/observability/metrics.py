@@ -55,7 +55,7 @@ logger = logging.getLogger(__name__)
 METER_NAME = "stream_app"
 METRICS_PATH = "/metrics"
 
-# Bucket boundaries: batches hold up to batch.max_records (1000 by default) records, and
+# Bucket boundaries: batches hold up to batch.max_records (2000 by default) records, and
 # acceptance takes from well under a second to the Genesys retry time (minutes).
 BATCH_SIZE_BUCKETS = (1, 10, 50, 100, 250, 500, 1000, 2500, 5000)
 ACCEPTANCE_SECONDS_BUCKETS = (0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600)

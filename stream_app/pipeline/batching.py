@@ -3,8 +3,10 @@
 A batch contains every record of one source partition addressed to one contact list, in offset order:
 the ones to write to Genesys Cloud, the rejected ones and the duplicates, so that one import result
 reports all of them and their offsets are acknowledged together once the outcome is durable. A batch
-closes when it reaches `max_records` or `max_bytes`, when it has been open `max_seconds`, or before a
-second write for a contact id it already holds, so operations on one contact reach Genesys in order.
+closes when it holds `max_contacts` records to write, `max_records` records in all or `max_bytes`,
+when it has been open `max_seconds`, or before a second write for a contact id it already holds, so
+operations on one contact reach Genesys in order. Counting the contacts to write, rather than all
+records, fills each Genesys Cloud request although some records are rejected or duplicates.
 
 A record read again after a crash or a rebalance may fall into a batch planned by an earlier run
 (see `stream_app.pipeline.progress`). Such a batch keeps the planned offset range, whatever the
@@ -78,6 +80,7 @@ class Batch:
     opened_at: float
     records: list[BatchRecord] = field(default_factory=list)
     byte_size: int = 0
+    submit_count: int = 0  # records with Outcome.SUBMIT
     submitted_ids: set[str] = field(default_factory=set)
     plan: BatchProgress | None = None  # set when an earlier run planned this batch
 
@@ -168,14 +171,17 @@ class BatchBuffer:
 
         batch.records.append(record)
         batch.byte_size += record.size
-        if record.outcome is Outcome.SUBMIT and record.contact_id is not None:
-            batch.submitted_ids.add(record.contact_id)
+        if record.outcome is Outcome.SUBMIT:
+            batch.submit_count += 1
+            if record.contact_id is not None:
+                batch.submitted_ids.add(record.contact_id)
 
         if plan is not None:
             full = record.offset >= plan.last_offset
         else:
             full = (
-                len(batch.records) >= self.limits.max_records
+                batch.submit_count >= self.limits.max_contacts
+                or len(batch.records) >= self.limits.max_records
                 or batch.byte_size >= self.limits.max_bytes
             )
         if full:

@@ -27,6 +27,7 @@ from bench.perf_figures import (
     percentile,
     ratio,
     run_targets,
+    steady_state_requests,
     throughput_rps,
     write_latencies,
 )
@@ -254,3 +255,16 @@ def test_reference_config_round_trip(tmp_path: Path) -> None:
     assert read == config
     assert read.records == 14
     assert read.contact_list().column_names == ("id", "phone")
+
+
+def test_steady_state_requests_skip_start_up() -> None:
+    requests = [
+        {"method": "POST", "path": "/oauth/token"},
+        {"method": "GET", "path": "/api/v2/outbound/contactlists"},
+        {"method": "POST", "path": "/api/v2/outbound/contactlists/L/contacts"},
+        {"method": "POST", "path": "/api/v2/outbound/contactlists/L/contacts"},
+        {"method": "DELETE", "path": "/api/v2/outbound/contactlists/L/contacts"},
+    ]
+
+    assert steady_state_requests(requests) == 3
+    assert steady_state_requests([]) == 0

@@ -51,10 +51,16 @@ def _buffer(
     clock: FakeClock,
     *,
     max_records: int = 100,
+    max_contacts: int = 1000,
     max_bytes: int = 1024 * 1024,
     max_seconds: float = 5.0,
 ) -> BatchBuffer:
-    limits = BatchSettings(max_records=max_records, max_bytes=max_bytes, max_seconds=max_seconds)
+    limits = BatchSettings(
+        max_records=max_records,
+        max_contacts=max_contacts,
+        max_bytes=max_bytes,
+        max_seconds=max_seconds,
+    )
     return BatchBuffer(TOPIC, limits, clock)
 
 
@@ -74,6 +80,26 @@ def test_batch_closes_at_max_records() -> None:
     assert second == []
     assert [_offsets(batch) for batch in closed] == [[0, 1, 2]]
     assert len(buffer) == 0
+
+
+def test_batch_closes_at_max_contacts() -> None:
+    buffer = _buffer(FakeClock(), max_records=10, max_contacts=2)
+    offsets = Offsets()
+
+    first = buffer.add(offsets.record(contact_id="c1"), "list-1", "List 1")
+    rejected = buffer.add(
+        offsets.record(contact_id="c2", outcome=Outcome.REJECTED), "list-1", "List 1"
+    )
+    duplicate = buffer.add(
+        offsets.record(contact_id="c3", outcome=Outcome.DUPLICATE), "list-1", "List 1"
+    )
+    closed = buffer.add(offsets.record(contact_id="c4"), "list-1", "List 1")
+
+    assert first == []
+    assert rejected == [], "a rejected record does not count towards max_contacts"
+    assert duplicate == [], "a duplicate does not count towards max_contacts"
+    assert [_offsets(batch) for batch in closed] == [[0, 1, 2, 3]]
+    assert closed[0].submit_count == 2
 
 
 def test_batch_closes_at_max_bytes() -> None:
