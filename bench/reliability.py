@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.fault_run import FaultRun
+from bench.report import configure_logging, write_report
 from local_stack.process import LocalStackError
 from local_stack.stack import PROJECT_ROOT, LocalStack, StackPorts
 
@@ -154,13 +155,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    logging.basicConfig(
-        level=logging.WARNING if args.json else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
-        stream=sys.stderr,
-    )
-    logging.getLogger("httpx").setLevel(logging.WARNING)
-    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
+    configure_logging(args.json)
 
     work_dir = Path(tempfile.mkdtemp(prefix="bench-reliability-"))
     try:
@@ -179,16 +174,13 @@ def main(argv: list[str] | None = None) -> int:
         else:
             shutil.rmtree(work_dir, ignore_errors=True)
 
-    if not args.keep:
-        report["logs"] = None
-    text = json.dumps(report, indent=2, sort_keys=True)
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(text + "\n")
-    if args.json:
-        print(json.dumps(report, sort_keys=True))
-    else:
-        print(text)
-        print(f"written to {args.output}", file=sys.stderr)
+    write_report(
+        report,
+        args.output,
+        as_json=args.json,
+        keep_logs=args.keep,
+        format_table=lambda report: json.dumps(report, indent=2, sort_keys=True),
+    )
 
     failed = [name for name in ZERO_FIGURES if report[name]]
     if report["max_requests_per_minute"] > report["limit_per_minute"]:

@@ -56,6 +56,7 @@ from bench.perf_figures import (
 )
 from bench.perf_kafka import CommittedOffsets, produce_paced
 from bench.probes import PeakMemory, count_entries, directory_bytes, machine, table_paths
+from bench.report import configure_logging, write_report
 from bench.workload import EventKind, PlannedEvent, WorkloadShares, build_workload
 from local_stack.process import LocalStackError
 from local_stack.stack import PROJECT_ROOT, LocalStack, StackPorts
@@ -505,16 +506,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-def configure_logging(quiet: bool) -> None:
-    logging.basicConfig(
-        level=logging.WARNING if quiet else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
-        stream=sys.stderr,
-    )
-    logging.getLogger("httpx").setLevel(logging.WARNING)
-    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
-
-
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     configure_logging(args.json)
@@ -539,16 +530,9 @@ def main(argv: list[str] | None = None) -> int:
         else:
             shutil.rmtree(work_dir, ignore_errors=True)
 
-    if not args.keep:
-        report["logs"] = None
-    text = json.dumps(report, indent=2, sort_keys=True)
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(text + "\n")
-    if args.json:
-        print(json.dumps(report, sort_keys=True))
-    else:
-        print(format_table(report))
-        print(f"written to {args.output}", file=sys.stderr)
+    write_report(
+        report, args.output, as_json=args.json, keep_logs=args.keep, format_table=format_table
+    )
     return 0
 
 

@@ -68,11 +68,11 @@ from bench.probes import (
     open_read_only,
     table_paths,
 )
+from bench.report import configure_logging, write_report
 from bench.run import (
     EMULATOR_REQUESTS_PER_MINUTE,
     WORKER,
     RunFailedError,
-    configure_logging,
     contact_list_schema,
     start_stack,
     wait_for_offsets,
@@ -530,16 +530,9 @@ def main(argv: list[str] | None = None) -> int:
         else:
             shutil.rmtree(work_dir, ignore_errors=True)
 
-    if not args.keep:
-        report["logs"] = None
-    text = json.dumps(report, indent=2, sort_keys=True)
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(text + "\n")
-    if args.json:
-        print(json.dumps(report, sort_keys=True))
-    else:
-        print(format_table(report))
-        print(f"written to {args.output}", file=sys.stderr)
+    write_report(
+        report, args.output, as_json=args.json, keep_logs=args.keep, format_table=format_table
+    )
     return 0
 
 
