@@ -28,8 +28,10 @@ def test_entries_survive_compaction_in_every_partition(tmp_path: Path) -> None:
     try:
         for name, db in dbs.items():
             db.compact_range(None, None)
-            kept = sum(1 for _ in db.keys())  # noqa: SIM118 - a rocksdict Rdict, not a dict
-            assert kept == ENTRIES, f"{name} kept {kept} of {ENTRIES} entries after compaction"
+            remaining = sum(1 for _ in db.keys())  # noqa: SIM118 - a rocksdict Rdict, not a dict
+            assert remaining == ENTRIES, (
+                f"{name} kept {remaining} of {ENTRIES} entries after compaction"
+            )
             assert db.get(b"key-0") == ENTRY
     finally:
         for db in dbs.values():
