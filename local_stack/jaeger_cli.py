@@ -127,7 +127,29 @@ def _raise_terminated(signum: int, frame: FrameType | None) -> None:
     raise _Terminated
 
 
+# scripts/jaeger-check.sh sets this to its own path, so that usage and errors name the script.
+CHECK_PROG_VARIABLE = "JAEGER_CHECK_PROG"
+
+
 def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv, os.environ.get(CHECK_PROG_VARIABLE) or None)
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    # httpx logs every request at INFO, and `check` polls the query API once a second.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    signal.signal(signal.SIGTERM, _raise_terminated)
+    if args.command == "build":
+        return _cmd_build()
+    if args.command == "serve":
+        return _cmd_serve(args.work_dir)
+    return _cmd_check(args)
+
+
+def parse_args(argv: Sequence[str] | None, check_prog: str | None = None) -> argparse.Namespace:
+    """Parse the command line, exiting with 2 and the usage of the command on an error.
+
+    `check_prog` replaces "python -m local_stack.jaeger_cli check" in the usage of `check`.
+    """
     parser = argparse.ArgumentParser(
         prog="python -m local_stack.jaeger_cli",
         description=(
@@ -136,7 +158,7 @@ def main(argv: list[str] | None = None) -> int:
         ),
     )
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser(
+    build = sub.add_parser(
         "build", help="build the binary into .cache/jaeger/<version>/ unless it is there"
     )
 
@@ -145,6 +167,7 @@ def main(argv: list[str] | None = None) -> int:
 
     check = sub.add_parser(
         "check",
+        prog=check_prog,
         help="run `stream-app demo` against a fresh Jaeger and check its traces",
         description=(
             "Start Jaeger, run `stream-app demo` with OTEL_* variables that point at it, then "
@@ -184,17 +207,14 @@ def main(argv: list[str] | None = None) -> int:
         nargs=argparse.REMAINDER,
         help="options after -- are passed to `stream-app demo`, e.g. -- --timeout 600",
     )
-    args = parser.parse_args(argv)
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    # httpx logs every request at INFO, and `check` polls the query API once a second.
-    logging.getLogger("httpx").setLevel(logging.WARNING)
-    signal.signal(signal.SIGTERM, _raise_terminated)
-    if args.command == "build":
-        return _cmd_build()
-    if args.command == "serve":
-        return _cmd_serve(args.work_dir)
-    return _cmd_check(args)
+    args, unrecognized = parser.parse_known_args(argv)
+    if unrecognized:
+        # parse_args would report these with the usage of the top-level parser, which lists only
+        # the commands. The usage of the command shows the options it takes.
+        commands = {"build": build, "serve": serve, "check": check}
+        commands[args.command].error(f"unrecognized arguments: {' '.join(unrecognized)}")
+    return args
 
 
 def _cmd_build() -> int:
@@ -254,6 +274,10 @@ def _cmd_check(args: argparse.Namespace) -> int:
     try:
         server.start()
         demo_code = _run_demo(args.stream_app, demo_args, server)
+        failure = describe_demo_failure(demo_code)
+        if failure is not None:
+            print(f"jaeger-check: FAILED: {failure}", file=sys.stderr)
+            return 1
         lookback = time.monotonic() - started + 300.0
         traces, journey = _wait_for_journey(
             server, args.service, lookback, args.limit, args.settle_timeout
@@ -271,10 +295,22 @@ def _cmd_check(args: argparse.Namespace) -> int:
         server.stop()
 
     found = print_report(traces, journey, args.service, server.query_url, args.limit)
-    if demo_code != 0:
-        print(f"jaeger-check: stream-app demo failed with exit code {demo_code}", file=sys.stderr)
-        return 1
     return 0 if found else 1
+
+
+def describe_demo_failure(exit_code: int) -> str | None:
+    """Return why the check stops after `stream-app demo` exited with `exit_code`, or None.
+
+    None means the demo succeeded and the check goes on to query Jaeger. A failed demo is the
+    cause to report, and the traces of a demo that failed cannot tell whether tracing works.
+    """
+    if exit_code == 0:
+        return None
+    if exit_code < 0:
+        cause = f"stream-app demo was killed by signal {-exit_code}"
+    else:
+        cause = f"stream-app demo failed with exit code {exit_code}"
+    return f"{cause}, so Jaeger was not queried; fix the demo's error shown above and run again"
 
 
 def _run_demo(stream_app: Path, demo_args: list[str], server: JaegerServer) -> int:

@@ -11,7 +11,7 @@
 #
 # Exit status: 0 when one record's traces have a produce, a batch and a webhook delivery span, 1
 # when none have or the demo failed, 2 when Jaeger could not be built or started or .venv is
-# missing.
+# missing. After a failed demo the check stops without querying Jaeger.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -20,4 +20,5 @@ if [ ! -x .venv/bin/python ]; then
     exit 2
 fi
 
-exec .venv/bin/python -m local_stack.jaeger_cli check "$@"
+# JAEGER_CHECK_PROG makes the usage and errors name this script instead of the Python module.
+JAEGER_CHECK_PROG="$0" exec .venv/bin/python -m local_stack.jaeger_cli check "$@"

@@ -11,13 +11,16 @@ import asyncio
 import json
 import logging
 import os
+import socket
 import sys
 from dataclasses import asdict
 from datetime import datetime
 from pathlib import Path
 
+from pydantic import ValidationError
+
 from stream_app.errors import ConfigurationError
-from stream_app.settings import Settings
+from stream_app.settings import Settings, describe_settings_errors
 
 logger = logging.getLogger(__name__)
 
@@ -46,7 +49,37 @@ def _setup_observability(settings: Settings, *, with_metrics: bool = False) -> N
         setup_metrics(provider.resource if provider else build_resource(os.environ))
 
 
+def _check_web_port_free(host: str, port: int) -> None:
+    """Raise OSError with the fix when the worker's web server could not listen on host:port.
+
+    faust would otherwise fail later with a long traceback.
+    """
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        # The same option aiohttp sets, so a port left in TIME_WAIT does not count as busy.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            raise OSError(
+                f"the worker's web server cannot listen on {host}:{port} ({exc.strerror}); stop "
+                "the process that uses the port or set STREAM_APP_WEB_PORT to a free port"
+            ) from exc
+
+
+def _port_number(text: str) -> int:
+    """Parse a TCP port argument: a whole number from 0 to 65535."""
+    try:
+        port = int(text)
+    except ValueError:
+        port = -1
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"invalid port {text!r}: use a number from 0 to 65535")
+    return port
+
+
 def cmd_worker(args: argparse.Namespace) -> int:
+    from aiokafka.errors import KafkaError  # noqa: PLC0415
+
     from stream_app.topics import ensure_topics  # noqa: PLC0415 - faust is slow to import
     from stream_app.worker.app import StreamWorker  # noqa: PLC0415
 
@@ -55,7 +88,14 @@ def cmd_worker(args: argparse.Namespace) -> int:
     logger.info("Settings: %s", json.dumps(settings.masked_dump(), sort_keys=True))
     _setup_observability(settings, with_metrics=True)
     worker = StreamWorker(settings)
-    asyncio.run(ensure_topics(settings))
+    _check_web_port_free(settings.web_host, settings.web_port)
+    try:
+        asyncio.run(ensure_topics(settings))
+    except KafkaError as exc:
+        raise ConnectionError(
+            f"could not reach Kafka at {settings.kafka.bootstrap_servers} ({exc}); start the "
+            "broker or correct STREAM_APP_KAFKA__BOOTSTRAP_SERVERS"
+        ) from exc
     import faust  # noqa: PLC0415
 
     faust.Worker(
@@ -216,6 +256,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         DEFAULT_INPUT,
         DEFAULT_MAPPING,
         DemoSummary,
+        describe_timeout,
         format_table,
         run_demo,
     )
@@ -245,6 +286,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
     except (KeyboardInterrupt, asyncio.CancelledError):
         print("stream-app demo: stopped before every record was accounted for", file=sys.stderr)
         return 130
+    if summary.timed_out:
+        print(f"stream-app demo: {describe_timeout(summary, args.timeout)}", file=sys.stderr)
+        return 1
     return 0 if summary.unaccounted == 0 else 1
 
 
@@ -365,7 +409,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     demo.add_argument(
         "--web-port",
-        type=int,
+        type=_port_number,
         help="port of the worker's web server and status page (default 6066, or a free one)",
     )
     demo.add_argument(
@@ -390,7 +434,12 @@ def main(argv: list[str] | None = None) -> int:
         # pydantic's ValidationError is a ValueError: invalid STREAM_APP_* settings land here too.
         if logging.getLogger().isEnabledFor(logging.DEBUG):
             logger.exception("stream-app %s failed", args.command)
-        print(f"stream-app {args.command}: error: {exc}", file=sys.stderr)
+        if isinstance(exc, ValidationError) and exc.title == Settings.__name__:
+            problems = describe_settings_errors(exc, os.environ)
+        else:
+            problems = [str(exc)]
+        for problem in problems:
+            print(f"stream-app {args.command}: error: {problem}", file=sys.stderr)
         return 2
 
 

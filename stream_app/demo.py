@@ -64,9 +64,36 @@ class DemoSummary:
     rejections_by_rule: dict[str, int] = field(default_factory=dict)
     unaccounted: int = 0
     seconds: float = 0.0
+    # True when the timeout passed before every record, webhook delivery and dead-letter record
+    # was counted. The counts are then those of the last poll.
+    timed_out: bool = False
 
     def accounted(self) -> int:
         return self.contacts_imported + self.records_rejected + self.duplicates
+
+
+def describe_timeout(summary: DemoSummary, timeout_seconds: float) -> str:
+    """Return the message for a demo that timed out, naming what was still missing."""
+    if summary.unaccounted > 0:
+        missing = f"{summary.unaccounted} of {summary.records_read} records unaccounted"
+    else:
+        # The webhook deliveries and dead-letter records are only counted once every record is
+        # accounted for, so they are missing only in this branch.
+        parts = []
+        if summary.webhook_deliveries < summary.batches:
+            parts.append(
+                f"{summary.batches - summary.webhook_deliveries} of {summary.batches} "
+                "webhook deliveries missing"
+            )
+        if summary.dead_letter_records < summary.records_rejected:
+            parts.append(
+                f"{summary.records_rejected - summary.dead_letter_records} of "
+                f"{summary.records_rejected} rejected records missing from the dead-letter topic"
+            )
+        missing = " and ".join(parts) or "every record accounted for"
+    return (
+        f"timed out after {timeout_seconds:g} s with {missing}; run again with a longer --timeout"
+    )
 
 
 class ResultTally:
@@ -152,15 +179,18 @@ async def run_demo(
     taken). `free_ports` starts the stack and the web server on ports the kernel picks, in
     place of 9092, 9000, 8089, 8090 and 6066, so the demo can run next to another stack that is
     starting at the same time. `on_summary` receives the summary once every record is
-    accounted for. Then `keep_running_seconds` keeps the stack and the worker running that
-    long, or until the demo is cancelled (Ctrl-C or SIGTERM), before they are stopped and the
+    accounted for or `timeout_seconds` passed. Then `keep_running_seconds` keeps the stack and the worker running that
+    long, or until the demo is cancelled (Ctrl-C, SIGTERM or SIGHUP), before they are stopped and the
     summary is returned.
     """
     started = time.monotonic()
-    # SIGTERM cancels the demo like Ctrl-C does, so the finally below stops what it started.
+    # SIGTERM and SIGHUP (a closed terminal) cancel the demo like Ctrl-C does, so the finally
+    # below stops what it started. The services run in sessions of their own, so a hangup
+    # reaches only this process.
     main_task = asyncio.current_task()
     if main_task is not None:
-        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, main_task.cancel)
+        for signal_number in (signal.SIGTERM, signal.SIGHUP):
+            asyncio.get_running_loop().add_signal_handler(signal_number, main_task.cancel)
     work_dir = work_dir or PROJECT_ROOT / ".cache" / "demo" / time.strftime("%Y%m%d-%H%M%S")
     mapping = load_mapping(mapping_path)
     reference = mapping.default_contact_list
@@ -285,6 +315,7 @@ async def _wait_until_accounted(
         total=records, unit=" records", desc="Accounted", disable=not show_progress, file=sys.stderr
     )
     summary = tally.summary(records)
+    timed_out = True
     while time.monotonic() < deadline:
         if worker.returncode is not None:
             raise RuntimeError(
@@ -303,15 +334,19 @@ async def _wait_until_accounted(
             # but the two topics are read independently, so wait for both.
             all_dead_lettered = summary.dead_letter_records >= summary.records_rejected
             if summary.webhook_deliveries >= summary.batches and all_dead_lettered:
+                timed_out = False
                 break
         await asyncio.sleep(0.5)
     progress.close()
+    summary.timed_out = timed_out
     return summary
 
 
 def format_table(summary: DemoSummary) -> str:
     rows = [
-        (name, value) for name, value in asdict(summary).items() if name != "rejections_by_rule"
+        (name, value)
+        for name, value in asdict(summary).items()
+        if name not in {"rejections_by_rule", "timed_out"}
     ]
     width = max(len(name) for name, _ in rows)
     lines = [f"{name:<{width}}  {value}" for name, value in rows]

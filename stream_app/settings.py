@@ -13,9 +13,10 @@ import logging
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
-from pydantic import AliasChoices, BaseModel, Field, SecretStr, field_validator
+from pydantic import AliasChoices, BaseModel, Field, SecretStr, ValidationError, field_validator
+from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 logger = logging.getLogger(__name__)
@@ -211,7 +212,7 @@ class Settings(BaseSettings):
 
     app_id: str = "stream-app"
     data_dir: Path = Field(Path(".cache/worker"), description="RocksDB tables live here")
-    web_port: int = Field(6066, ge=0, le=65535)
+    web_port: int = Field(6066, ge=1, le=65535, description="faust's web server rejects port 0")
     web_host: str = Field(
         "127.0.0.1",
         description="Address the worker's web server (status page, /metrics) listens on; "
@@ -315,3 +316,111 @@ _FLAT_ALIASES: dict[str, tuple[str, str]] = {
     "webhook_url": ("webhook", "url"),
     "webhook_secret": ("webhook", "secret"),
 }
+
+
+def describe_settings_errors(
+    error: ValidationError, environ: Mapping[str, str] | None = None
+) -> list[str]:
+    """Return one line per invalid setting of `error`, naming its environment variable.
+
+    Each line contains the variable, the rejected value ("(hidden)" for secrets), pydantic's message
+    without its documentation URL, and the fix. `environ` is where the settings were read from.
+    When it has no variable for the nested field but has one for its group (a JSON object such as
+    STREAM_APP_BATCH='{"max_records": 0}'), the line names the group's variable and the field.
+    """
+    lines = []
+    for details in error.errors(include_url=False):
+        field_path, variables, secret = _resolve_location(details["loc"])
+        variable, field_in_variable = _pick_variable(variables, field_path, environ)
+        value = "(hidden)" if secret else _short_repr(details["input"])
+        message = details["msg"].removeprefix("Value error, ")
+        subject = f"{variable} field {field_in_variable}" if field_in_variable else variable
+        lines.append(f"invalid {subject}={value}: {message}; fix or unset {variable}")
+    return lines
+
+
+def _resolve_location(location: tuple[int | str, ...]) -> tuple[list[str], list[str], bool]:
+    """Map a pydantic error location to field names, candidate variables and whether it is secret.
+
+    The candidates run from the variable of the whole nested field down to the variable of its
+    outermost group, for example STREAM_APP_BATCH__MAX_RECORDS, then STREAM_APP_BATCH.
+    """
+    model: type[BaseModel] | None = Settings
+    field_path: list[str] = []
+    secret = False
+    alias: str | None = None
+    for part in location:
+        if model is None:
+            break  # A list index or a union member below a leaf field.
+        name, info = _find_field(model, str(part))
+        if info is None:
+            field_path.append(str(part))
+            model = None
+            continue
+        if len(field_path) == 0 and isinstance(info.validation_alias, AliasChoices):
+            first_choice = info.validation_alias.choices[0]
+            alias = first_choice if isinstance(first_choice, str) else None
+        field_path.append(name)
+        # Only the innermost field counts: the error's input is that field's value.
+        secret = _is_secret(name, info.annotation)
+        model = _model_of(info.annotation)
+
+    if alias is not None:
+        return field_path, [alias], secret
+    variables = [
+        "STREAM_APP_" + "__".join(field_path[:length]).upper()
+        for length in range(len(field_path), 0, -1)
+    ]
+    return field_path, variables, secret
+
+
+def _find_field(model: type[BaseModel], part: str) -> tuple[str, FieldInfo | None]:
+    """Return the field of `model` that an error location part names, by field name or alias."""
+    if part in model.model_fields:
+        return part, model.model_fields[part]
+    for name, info in model.model_fields.items():
+        alias = info.validation_alias
+        if isinstance(alias, AliasChoices) and part in alias.choices:
+            return name, info
+    return part, None
+
+
+def _pick_variable(
+    variables: list[str], field_path: list[str], environ: Mapping[str, str] | None
+) -> tuple[str, str]:
+    """Return the variable in `environ` that set the field, and the field inside it when nested.
+
+    Variable names are compared case-insensitively, as pydantic-settings reads them by default.
+    Without `environ`, or when no candidate is set, returns the most specific candidate.
+    """
+    set_names = {name.upper(): name for name in environ} if environ is not None else {}
+    for index, variable in enumerate(variables):
+        if variable in set_names:
+            inner_fields = field_path[len(field_path) - index :] if index else []
+            return set_names[variable], ".".join(inner_fields)
+    return variables[0], ""
+
+
+def _is_secret(name: str, annotation: Any) -> bool:
+    """Return whether a field's value must not be shown: a SecretStr, or a secret-sounding name."""
+    if any(word in name.lower() for word in ("secret", "password", "token")):
+        return True
+    if annotation is SecretStr:
+        return True
+    model = _model_of(annotation)
+    if model is not None:
+        # A group set as one JSON object carries the values of its secret fields too.
+        return any(_is_secret(field, info.annotation) for field, info in model.model_fields.items())
+    return any(_is_secret(name, argument) for argument in get_args(annotation))
+
+
+def _model_of(annotation: Any) -> type[BaseModel] | None:
+    """Return the pydantic model that `annotation` is, or None for a plain value type."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    return None
+
+
+def _short_repr(value: Any, limit: int = 80) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."

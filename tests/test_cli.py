@@ -66,6 +66,33 @@ def test_invalid_setting_exits_2(
     assert "LOUD" in err
 
 
+def test_invalid_setting_one_line_per_variable(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("STREAM_APP_WEB_PORT", "abc")
+
+    code = main(["dead-letters"])
+
+    err_lines = capsys.readouterr().err.splitlines()
+    assert code == 2
+    assert err_lines == [
+        "stream-app dead-letters: error: invalid STREAM_APP_WEB_PORT='abc': Input should be a "
+        "valid integer, unable to parse string as an integer; fix or unset STREAM_APP_WEB_PORT"
+    ]
+
+    monkeypatch.setenv("STREAM_APP_BATCH__MAX_RECORDS", "-1")
+
+    code = main(["dead-letters"])
+
+    err_lines = capsys.readouterr().err.splitlines()
+    assert code == 2
+    assert len(err_lines) == 2
+    assert "STREAM_APP_WEB_PORT='abc'" in err_lines[0]
+    assert "STREAM_APP_BATCH__MAX_RECORDS='-1'" in err_lines[1]
+    assert all(line.startswith("stream-app dead-letters: error: invalid ") for line in err_lines)
+    assert all("pydantic.dev" not in line for line in err_lines)
+
+
 @pytest.mark.integration
 def test_create_list_then_found(
     local_stack: LocalStack,

@@ -8,7 +8,7 @@ import os
 import pytest
 from pydantic import ValidationError
 
-from stream_app.settings import Settings
+from stream_app.settings import Settings, describe_settings_errors
 
 MASK = "**********"
 
@@ -189,3 +189,117 @@ def test_from_environ_leaves_process_env(monkeypatch: pytest.MonkeyPatch) -> Non
 
     assert settings.app_id == "from-mapping"
     assert Settings().app_id == "from-process"
+
+
+def _error_lines(environ: dict[str, str]) -> list[str]:
+    with pytest.raises(ValidationError) as info:
+        Settings.from_environ(environ)
+    return describe_settings_errors(info.value, environ)
+
+
+def test_error_names_top_level_variable() -> None:
+    lines = _error_lines({"STREAM_APP_WEB_PORT": "abc"})
+
+    assert lines == [
+        "invalid STREAM_APP_WEB_PORT='abc': Input should be a valid integer, unable to parse "
+        "string as an integer; fix or unset STREAM_APP_WEB_PORT"
+    ]
+
+
+def test_error_names_nested_variable() -> None:
+    lines = _error_lines({"STREAM_APP_BATCH__MAX_RECORDS": "-1"})
+
+    assert lines == [
+        "invalid STREAM_APP_BATCH__MAX_RECORDS='-1': Input should be greater than or equal to 1; "
+        "fix or unset STREAM_APP_BATCH__MAX_RECORDS"
+    ]
+
+
+def test_errors_one_line_each() -> None:
+    lines = _error_lines(
+        {"STREAM_APP_WEB_PORT": "70000", "STREAM_APP_KAFKA__SECURITY_PROTOCOL": "TLS"}
+    )
+
+    assert len(lines) == 2
+    assert all("\n" not in line for line in lines)
+    assert lines[0].startswith("invalid STREAM_APP_WEB_PORT='70000': ")
+    assert lines[1].startswith("invalid STREAM_APP_KAFKA__SECURITY_PROTOCOL='TLS': ")
+    for line in lines:
+        assert "pydantic.dev" not in line
+        assert "web_port" not in line
+        assert "kafka.security_protocol" not in line
+
+
+def test_error_drops_value_error_prefix() -> None:
+    lines = _error_lines({"STREAM_APP_LOG_LEVEL": "loud"})
+
+    assert lines == [
+        "invalid STREAM_APP_LOG_LEVEL='loud': log_level 'loud' is not one of DEBUG, INFO, "
+        "WARNING, ERROR; fix or unset STREAM_APP_LOG_LEVEL"
+    ]
+
+
+def test_error_keeps_variable_spelling() -> None:
+    lines = _error_lines({"stream_app_web_port": "abc"})
+
+    assert len(lines) == 1
+    assert lines[0].startswith("invalid stream_app_web_port='abc': ")
+    assert lines[0].endswith("; fix or unset stream_app_web_port")
+
+
+def test_error_in_group_json_names_group() -> None:
+    lines = _error_lines({"STREAM_APP_BATCH": '{"max_records": 0}'})
+
+    assert lines == [
+        "invalid STREAM_APP_BATCH field max_records=0: Input should be greater than or equal "
+        "to 1; fix or unset STREAM_APP_BATCH"
+    ]
+
+
+def test_error_uses_validation_alias() -> None:
+    with pytest.raises(ValidationError) as info:
+        Settings(STREAM_APP_WEBHOOK_URL=5)
+
+    lines = describe_settings_errors(info.value)
+
+    assert lines == [
+        "invalid STREAM_APP_WEBHOOK_URL=5: Input should be a valid string; "
+        "fix or unset STREAM_APP_WEBHOOK_URL"
+    ]
+
+
+def test_error_hides_secret_values() -> None:
+    with pytest.raises(ValidationError) as info:
+        Settings(
+            STREAM_APP_GENESYS_CLIENT_SECRET=918273,
+            genesys={"client_secret": 564738},
+            kafka={"sasl_password": 293847},
+            s3=["access-key-6e1f"],
+        )
+
+    lines = describe_settings_errors(info.value)
+    text = "\n".join(lines)
+
+    assert "invalid STREAM_APP_GENESYS_CLIENT_SECRET=(hidden): " in text
+    assert "invalid STREAM_APP_GENESYS__CLIENT_SECRET=(hidden): " in text
+    assert "invalid STREAM_APP_KAFKA__SASL_PASSWORD=(hidden): " in text
+    assert "invalid STREAM_APP_S3=(hidden): " in text
+    for value in ("918273", "564738", "293847", "access-key-6e1f"):
+        assert value not in text
+
+
+def test_error_hides_secret_in_group_json() -> None:
+    lines = _error_lines({"STREAM_APP_GENESYS": '{"client_secret": 564738}'})
+
+    assert lines == [
+        "invalid STREAM_APP_GENESYS field client_secret=(hidden): Input should be a valid "
+        "string; fix or unset STREAM_APP_GENESYS"
+    ]
+
+
+def test_error_hides_token_named_value() -> None:
+    lines = _error_lines({"STREAM_APP_GENESYS__TOKEN_RENEW_MARGIN_SECONDS": "-5"})
+
+    assert len(lines) == 1
+    assert lines[0].startswith("invalid STREAM_APP_GENESYS__TOKEN_RENEW_MARGIN_SECONDS=(hidden): ")
+    assert "-5" not in lines[0]

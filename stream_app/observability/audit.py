@@ -17,9 +17,11 @@ The three types carry:
 - `webhook`, written when a delivery to the CRM ends: batch id, whether it was delivered, the
   number of attempts and the last HTTP status or error.
 
-A batch's `outcome` is `imported` when Genesys Cloud accepted its writes, `failed` when it did not
-(its records are then in the dead-letter topic with a `genesys.*` rule), and `nothing_to_write`
-when the batch had only rejected records and duplicates.
+A batch's `outcome` is the one that /metrics and the trace use (`metrics.batch_outcome`):
+`imported` when no record was rejected or failed (duplicates only included), `partial` when
+some records were rejected and others imported or duplicates, and `failed` when Genesys Cloud
+accepted none of its writes (its records are then in the dead-letter topic with a `genesys.*`
+rule) or every record was rejected.
 
 No line contains a full phone number or e-mail address: masked values come from
 `stream_app.masking`. Every free text (messages, errors) passes through `mask_contact_data`,
@@ -48,6 +50,7 @@ from schemas.reason import Reason
 from schemas.rejected_record import RejectedRecord
 from stream_app.errors import ConfigurationError
 from stream_app.masking import mask_email, mask_phone
+from stream_app.observability import metrics
 from stream_app.settings import AuditSettings
 
 logger = logging.getLogger(__name__)
@@ -110,13 +113,8 @@ def trace_id_of(traceparent: str | None) -> str:
 
 
 def batch_outcome(result: ImportResult) -> str:
-    """Return `failed`, `imported` or `nothing_to_write` for a batch; see the module docstring."""
-    counts = result.counts
-    if counts.failed:
-        return "failed"
-    if counts.submitted:
-        return "imported"
-    return "nothing_to_write"
+    """Return `imported`, `partial` or `failed` for a batch; see the module docstring."""
+    return metrics.batch_outcome(result.counts)
 
 
 def reason_entry(reason: Reason) -> dict[str, str | None]:

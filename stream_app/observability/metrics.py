@@ -8,8 +8,10 @@ and the unit as a suffix, for example `stream_app_records_in_total` and
   restart or rebalance counts again.
 - `stream_app.records.valid`: records that passed validation and were not duplicates. A record that
   Genesys Cloud later rejects counts here and under `records.rejected` too.
-- `stream_app.records.rejected` {rule}: records sent to the dead-letter topic, once each, under the
-  rule of their first reason (`phone.invalid`, `decode.not_json`, `genesys.unavailable`, ...).
+- `stream_app.records.rejected` {rule}: reasons of the records sent to the dead-letter topic, by
+  rule (`phone.invalid`, `decode.not_json`, `genesys.unavailable`, ...). A record with two reasons
+  counts under both, as in the demo's summary and on the status page, so the sum over rules can
+  exceed the number of rejected records.
 - `stream_app.records.duplicates`: records dropped as duplicates.
 - `stream_app.batches` {outcome}: flushed batches by `batch_outcome`: imported, partial or failed.
 - `stream_app.batch.size` (histogram, {record}): records per flushed batch.
@@ -47,6 +49,7 @@ from stream_app.pipeline.batching import Outcome
 
 if TYPE_CHECKING:
     from schemas.import_result import ImportCounts
+    from schemas.reason import Reason
     from stream_app.pipeline.batching import Batch
     from stream_app.pipeline.flush import FlushReport
 
@@ -111,7 +114,7 @@ RECORDS_VALID = _meter.create_observable_counter(
 RECORDS_REJECTED = _meter.create_counter(
     "stream_app.records.rejected",
     unit="{record}",
-    description="Records sent to the dead-letter topic, by the rule of their first reason",
+    description="Reasons of records sent to the dead-letter topic, by rule",
 )
 RECORDS_DUPLICATES = _meter.create_observable_counter(
     "stream_app.records.duplicates",
@@ -246,8 +249,10 @@ def record_classified(outcome: Outcome) -> None:
     _records_classified[outcome] += 1
 
 
-def record_rejected(rule: str) -> None:
-    RECORDS_REJECTED.add(1, {"rule": rule})
+def record_rejected(reasons: Iterable[Reason]) -> None:
+    """Count a dead-lettered record once under the rule of each of its reasons."""
+    for reason in reasons:
+        RECORDS_REJECTED.add(1, {"rule": reason.rule})
 
 
 def record_flush(batch: Batch, report: FlushReport) -> None:

@@ -183,6 +183,7 @@ class StreamWorker:
         self._continuity = ContinuityGuard()
         self._seeks: set[asyncio.Future[None]] = set()
         self._offsets_client: AIOKafkaConsumer | None = None
+        self._offsets_client_lock = asyncio.Lock()
         # When each partition last delivered a record, or began to lag without one.
         self._progress_at: dict[TP, float] = {}
         self.outcomes = OutcomeRecorder.from_settings(settings)
@@ -469,14 +470,25 @@ class StreamWorker:
         committed = getattr(self.app.consumer, "_committed_offset", {}).get(tp)
         if isinstance(committed, int):
             return committed
-        if self._offsets_client is None:
-            self._offsets_client = AIOKafkaConsumer(
-                **kafka_client_options(self.settings.kafka), enable_auto_commit=False
-            )
-            await self._offsets_client.start()
+        client = await self._offsets_consumer()
         partition = TopicPartition(tp.topic, tp.partition)
-        starts = await self._offsets_client.beginning_offsets([partition])
+        starts = await client.beginning_offsets([partition])
         return int(starts.get(partition) or 0)
+
+    async def _offsets_consumer(self) -> AIOKafkaConsumer:
+        """Return the started group-less consumer of `_start_offset`, starting it on first use.
+
+        Both agents call this, so the lock keeps the second from using the consumer before it
+        has started.
+        """
+        async with self._offsets_client_lock:
+            if self._offsets_client is None:
+                client = AIOKafkaConsumer(
+                    **kafka_client_options(self.settings.kafka), enable_auto_commit=False
+                )
+                await client.start()
+                self._offsets_client = client
+            return self._offsets_client
 
     def _is_stale(self, event: Any) -> bool:
         """Return True for an event fetched before the latest rebalance.
@@ -938,7 +950,7 @@ class StreamWorker:
             value=rejected.model_dump_json().encode(),
             headers=inject_headers(),
         )
-        metrics.record_rejected(reasons[0].rule)
+        metrics.record_rejected(reasons)
         if self.runtime is not None:
             self._done(self.runtime, message.partition, [message.offset])
         self.outcomes.record_dead_lettered(rejected, decoded)
@@ -969,7 +981,7 @@ class StreamWorker:
             value=rejected.model_dump_json().encode(),
             headers=headers_for_span_context(record.span_context),
         )
-        metrics.record_rejected(rejected.reasons[0].rule)
+        metrics.record_rejected(rejected.reasons)
         self.outcomes.batch_record_dead_lettered(record, rejected)
 
     async def _publish_result(self, result: ImportResult) -> None:

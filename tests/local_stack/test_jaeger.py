@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 import time
 import uuid
 from collections.abc import Iterator, Sequence
@@ -26,9 +27,13 @@ from opentelemetry.trace import Link, SpanContext
 
 from local_stack.jaeger import JaegerServer, JaegerServerSettings, Span, Trace, module_version
 from local_stack.jaeger_cli import (
+    CHECK_PROG_VARIABLE,
     candidate_journeys,
+    describe_demo_failure,
+    main,
     missing_span_kinds,
     name_kinds,
+    parse_args,
     select_journey,
 )
 from local_stack.process import LOOPBACK, LocalStackError, port_is_free
@@ -288,3 +293,69 @@ def test_module_version_of_release(release: str, module: str) -> None:
 def test_module_version_rejects_non_v2(release: str) -> None:
     with pytest.raises(ValueError, match="invalid Jaeger version"):
         module_version(release)
+
+
+def test_demo_success_goes_on_to_query() -> None:
+    assert describe_demo_failure(0) is None
+
+
+@pytest.mark.parametrize(
+    ("exit_code", "cause"),
+    [
+        (1, "stream-app demo failed with exit code 1"),
+        (2, "stream-app demo failed with exit code 2"),
+        (-9, "stream-app demo was killed by signal 9"),
+    ],
+)
+def test_demo_failure_stops_check(exit_code: int, cause: str) -> None:
+    message = describe_demo_failure(exit_code)
+
+    assert message is not None
+    assert message.startswith(cause)
+    assert "Jaeger was not queried" in message
+
+
+def test_check_usage_names_prog(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        parse_args(["check", "--bogus"], check_prog="scripts/jaeger-check.sh")
+
+    err = capsys.readouterr().err
+    assert info.value.code == 2
+    assert err.startswith("usage: scripts/jaeger-check.sh [-h] [--service SERVICE]")
+    assert "scripts/jaeger-check.sh: error: unrecognized arguments: --bogus" in err
+    assert "local_stack.jaeger_cli" not in err
+
+
+def test_check_usage_default_prog(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        parse_args(["check", "--bogus"])
+
+    err = capsys.readouterr().err
+    assert err.startswith("usage: python -m local_stack.jaeger_cli check [-h]")
+    assert "check: error: unrecognized arguments: --bogus" in err
+
+
+def test_main_reads_check_prog(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(CHECK_PROG_VARIABLE, "my-check")
+
+    with pytest.raises(SystemExit):
+        main(["check", "--bogus"])
+
+    err = capsys.readouterr().err
+    assert err.startswith("usage: my-check [-h]")
+    assert "my-check: error: unrecognized arguments: --bogus" in err
+
+
+def test_script_usage_names_script() -> None:
+    # The option error ends the script before Jaeger is built or started.
+    script = Path(__file__).resolve().parents[2] / "scripts" / "jaeger-check.sh"
+
+    completed = subprocess.run(
+        [str(script), "--bogus"], capture_output=True, text=True, check=False, timeout=120
+    )
+
+    assert completed.returncode == 2
+    assert completed.stderr.startswith(f"usage: {script} [-h]")
+    assert f"{script}: error: unrecognized arguments: --bogus" in completed.stderr

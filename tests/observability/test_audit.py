@@ -156,7 +156,7 @@ def test_batch_entry_of_failed_batch() -> None:
 
 @pytest.mark.parametrize(
     ("submitted", "failed", "rejected", "outcome"),
-    [(2, 0, 0, "imported"), (2, 2, 0, "failed"), (0, 0, 2, "nothing_to_write")],
+    [(2, 0, 0, "imported"), (2, 2, 0, "failed"), (2, 0, 1, "partial"), (0, 0, 2, "failed")],
 )
 def test_batch_outcome(submitted: int, failed: int, rejected: int, outcome: str) -> None:
     result = import_result(submitted=submitted, failed=failed, rejected=rejected)

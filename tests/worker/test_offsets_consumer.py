@@ -1,0 +1,47 @@
+"""The worker's group-less consumer for log start offsets, shared by both agents."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+from faust.types import TP
+
+from local_stack.stack import PROJECT_ROOT, LocalStack
+from stream_app.settings import Settings
+from stream_app.topics import ensure_topics
+from stream_app.worker.app import StreamWorker
+
+MAPPING_FILE = PROJECT_ROOT / "stream_app" / "demo_data" / "cms-hospitals.mapping.toml"
+
+
+@pytest.mark.integration
+async def test_start_offsets_of_both_agents_at_once(
+    local_stack: LocalStack, tmp_path: Path, unique_name: str
+) -> None:
+    settings = Settings.from_environ(
+        {
+            **local_stack.env(),
+            "STREAM_APP_APP_ID": unique_name,
+            "STREAM_APP_TOPICS__CONTACT_EVENTS": f"{unique_name}-events",
+            "STREAM_APP_TOPICS__IMPORT_RESULTS": f"{unique_name}-results",
+            "STREAM_APP_DATA_DIR": str(tmp_path / "data"),
+            "STREAM_APP_MAPPING_FILE": str(MAPPING_FILE),
+        }
+    )
+    await ensure_topics(settings)
+    worker = StreamWorker(settings)
+    try:
+        # The intake and relay agents ask at the same time when a group has no committed offsets;
+        # the second used to reach the consumer before it had started.
+        events_start, results_start = await asyncio.gather(
+            worker._start_offset(TP(settings.topics.contact_events, 0)),
+            worker._start_offset(TP(settings.topics.import_results, 0)),
+        )
+
+        assert events_start == 0
+        assert results_start == 0
+    finally:
+        if worker._offsets_client is not None:
+            await worker._offsets_client.stop()
