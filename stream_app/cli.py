@@ -203,6 +203,7 @@ def cmd_webhook_resend(args: argparse.Namespace) -> int:
 
     settings = Settings()
     _configure_logging(settings.log_level)
+    _setup_observability(settings)
     options = ResendOptions(
         group=args.group or f"{settings.app_id}-webhook-resend",
         resend_filter=ResendFilter(since=args.since, batch_ids=frozenset(args.batch_id or ())),
@@ -292,7 +293,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0 if summary.unaccounted == 0 else 1
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser]]:
+    """Return the CLI's parser and its subcommand parsers by name."""
     parser = argparse.ArgumentParser(prog="stream-app", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -427,7 +429,15 @@ def main(argv: list[str] | None = None) -> int:
     )
     demo.set_defaults(handler=cmd_demo)
 
-    args = parser.parse_args(argv)
+    return parser, sub.choices
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser, commands = build_parser()
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:
+        # Reported by the subcommand's parser, so the usage shown is the subcommand's.
+        commands[args.command].error(f"unrecognized arguments: {' '.join(unknown)}")
     try:
         return int(args.handler(args))
     except (ConfigurationError, OSError, ValueError) as exc:

@@ -68,3 +68,13 @@ def test_worker_without_broker_fails_in_one_line(
     assert len(error_lines) == 1
     assert "could not reach Kafka at 127.0.0.1:9092" in error_lines[0]
     assert "STREAM_APP_KAFKA__BOOTSTRAP_SERVERS" in error_lines[0]
+
+
+def test_unknown_option_shows_subcommand_usage(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        cli.main(["demo", "--bogus"])
+
+    err = capsys.readouterr().err
+    assert exited.value.code == 2
+    assert err.startswith("usage: stream-app demo ")
+    assert "stream-app demo: error: unrecognized arguments: --bogus" in err
