@@ -123,7 +123,9 @@ class StatusBoard:
         self._batches: deque[BatchRow] = deque(maxlen=max_batches)
         self._seen_batch_ids: OrderedDict[str, None] = OrderedDict()
         self._samples: deque[dict[str, Any]] = deque(maxlen=max_samples)
-        self._last_sample: tuple[float, int] | None = None
+        # The worker has read nothing when the board is created, so the first sample's rate
+        # counts every record read before it.
+        self._last_sample: tuple[float, int] | None = (self._clock(), 0)
 
     def batch_finished(
         self, result: ImportResult, *, partition: int, first_offset: int, last_offset: int

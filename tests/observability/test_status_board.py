@@ -198,6 +198,16 @@ def test_board_samples_rate_lag_and_headroom() -> None:
     assert snapshot["genesys"]["headroom"] == 0.5
 
 
+def test_first_sample_counts_records_since_start() -> None:
+    clock = FakeClock()
+    board = make_board(clock)
+
+    clock.now += 2
+    board.add_sample(WorkerSample(records_in_total=100, lag=None, rate_limit_available=None))
+
+    assert [point["records_per_second"] for point in board.snapshot()["series"]] == [50.0]
+
+
 def test_consumer_lag_of_topic_partitions() -> None:
     events_0 = TopicPartition("contact-events", 0)
     events_1 = TopicPartition("contact-events", 1)
