@@ -120,7 +120,8 @@ class EndTracker:
         context = message_context()
         if self.first_at is None:
             self.first_at = time.monotonic()
-        return context.offset < self.end_offsets.get(context.partition, 0)
+        offset: int = context.offset
+        return offset < self.end_offsets.get(context.partition, 0)
 
     def observe(self, value: Any) -> None:
         context = message_context()

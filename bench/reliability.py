@@ -150,6 +150,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         parser.error(f"--records must be at least 100, got {args.records}")
     if args.kills < 0:
         parser.error(f"--kills must not be negative, got {args.kills}")
+    if args.max_delay < 0.2:
+        parser.error(f"--max-delay must be at least 0.2 seconds, got {args.max_delay}")
+    if args.timeout <= 0:
+        parser.error(f"--timeout must be more than 0 seconds, got {args.timeout}")
     return args
 
 
@@ -163,7 +167,8 @@ def main(argv: list[str] | None = None) -> int:
     except (LocalStackError, OSError) as exc:
         print(f"bench.reliability: setting up the run failed: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        # Ctrl-C, or SIGTERM, which cancels the run's main task.
         print(
             "bench.reliability: interrupted; every process it started is stopped", file=sys.stderr
         )

@@ -521,7 +521,8 @@ def main(argv: list[str] | None = None) -> int:
         keep = True
         print(f"bench.run: the run did not finish: {exc}", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        # Ctrl-C, or SIGTERM, which cancels the run's main task.
         print("bench.run: interrupted; every process it started is stopped", file=sys.stderr)
         return 130
     finally:
