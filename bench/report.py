@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import argparse
+import asyncio
 import json
 import logging
+import shutil
 import sys
-from collections.abc import Callable
+import tempfile
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
+
+from local_stack.process import LocalStackError
 
 
 def configure_logging(quiet: bool) -> None:
@@ -42,3 +48,43 @@ def write_report(
     else:
         print(format_table(report))
         print(f"written to {output}", file=sys.stderr)
+
+
+def run_measurement(
+    command: str,
+    args: argparse.Namespace,
+    measure: Callable[[argparse.Namespace, Path], Coroutine[Any, Any, dict[str, Any]]],
+    format_table: Callable[[dict[str, Any]], str],
+    unfinished: type[Exception],
+) -> int:
+    """Run `measure` in a temporary folder, write its report, and return the exit code.
+
+    0 when the report was written, 1 when `measure` raised `unfinished` (the folder is kept),
+    2 when the stack could not start, 130 on Ctrl-C or SIGTERM. `args` needs `keep`, `json` and
+    `output`.
+    """
+    work_dir = Path(tempfile.mkdtemp(prefix=f"{command.replace('.', '-')}-"))
+    keep = args.keep
+    try:
+        report = asyncio.run(measure(args, work_dir))
+    except (LocalStackError, OSError) as exc:
+        print(f"{command}: setting up the run failed: {exc}", file=sys.stderr)
+        return 2
+    except unfinished as exc:
+        keep = True
+        print(f"{command}: the run did not finish: {exc}", file=sys.stderr)
+        return 1
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        # Ctrl-C, or SIGTERM, which cancels the run's main task.
+        print(f"{command}: interrupted; every process it started is stopped", file=sys.stderr)
+        return 130
+    finally:
+        if keep:
+            print(f"{command}: logs kept in {work_dir}", file=sys.stderr)
+        else:
+            shutil.rmtree(work_dir, ignore_errors=True)
+
+    write_report(
+        report, args.output, as_json=args.json, keep_logs=args.keep, format_table=format_table
+    )
+    return 0

@@ -27,10 +27,8 @@ import argparse
 import asyncio
 import json
 import logging
-import shutil
 import signal
 import sys
-import tempfile
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -56,9 +54,8 @@ from bench.perf_figures import (
 )
 from bench.perf_kafka import CommittedOffsets, produce_paced
 from bench.probes import PeakMemory, count_entries, directory_bytes, machine, table_paths
-from bench.report import configure_logging, write_report
+from bench.report import configure_logging, run_measurement
 from bench.workload import EventKind, PlannedEvent, WorkloadShares, build_workload
-from local_stack.process import LocalStackError
 from local_stack.stack import PROJECT_ROOT, LocalStack, StackPorts
 from stream_app.genesys.client import GenesysClient
 from stream_app.settings import BatchSettings
@@ -509,32 +506,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     configure_logging(args.json)
-
-    work_dir = Path(tempfile.mkdtemp(prefix="bench-run-"))
-    keep = args.keep
-    try:
-        report = asyncio.run(run_benchmark(args, work_dir))
-    except (LocalStackError, OSError) as exc:
-        print(f"bench.run: setting up the run failed: {exc}", file=sys.stderr)
-        return 2
-    except RunFailedError as exc:
-        keep = True
-        print(f"bench.run: the run did not finish: {exc}", file=sys.stderr)
-        return 1
-    except (KeyboardInterrupt, asyncio.CancelledError):
-        # Ctrl-C, or SIGTERM, which cancels the run's main task.
-        print("bench.run: interrupted; every process it started is stopped", file=sys.stderr)
-        return 130
-    finally:
-        if keep:
-            print(f"bench.run: logs kept in {work_dir}", file=sys.stderr)
-        else:
-            shutil.rmtree(work_dir, ignore_errors=True)
-
-    write_report(
-        report, args.output, as_json=args.json, keep_logs=args.keep, format_table=format_table
-    )
-    return 0
+    return run_measurement("bench.run", args, run_benchmark, format_table, RunFailedError)
 
 
 if __name__ == "__main__":

@@ -32,10 +32,8 @@ import json
 import logging
 import multiprocessing
 import random
-import shutil
 import signal
 import sys
-import tempfile
 import time
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -68,7 +66,7 @@ from bench.probes import (
     open_read_only,
     table_paths,
 )
-from bench.report import configure_logging, write_report
+from bench.report import configure_logging, run_measurement
 from bench.run import (
     EMULATOR_REQUESTS_PER_MINUTE,
     WORKER,
@@ -78,7 +76,6 @@ from bench.run import (
     wait_for_offsets,
 )
 from bench.workload import PlannedEvent, Workload, WorkloadShares, build_workload, produce_workload
-from local_stack.process import LocalStackError
 from local_stack.stack import PROJECT_ROOT, LocalStack, StackPorts
 from stream_app.mapping import load_mapping
 from stream_app.pipeline import dedupe
@@ -509,32 +506,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     configure_logging(args.json)
-
-    work_dir = Path(tempfile.mkdtemp(prefix="bench-scale-"))
-    keep = args.keep
-    try:
-        report = asyncio.run(run_scale(args, work_dir))
-    except (LocalStackError, OSError) as exc:
-        print(f"bench.scale: setting up the run failed: {exc}", file=sys.stderr)
-        return 2
-    except RunFailedError as exc:
-        keep = True
-        print(f"bench.scale: the run did not finish: {exc}", file=sys.stderr)
-        return 1
-    except (KeyboardInterrupt, asyncio.CancelledError):
-        # Ctrl-C, or SIGTERM, which cancels the run's main task.
-        print("bench.scale: interrupted; every process it started is stopped", file=sys.stderr)
-        return 130
-    finally:
-        if keep:
-            print(f"bench.scale: logs kept in {work_dir}", file=sys.stderr)
-        else:
-            shutil.rmtree(work_dir, ignore_errors=True)
-
-    write_report(
-        report, args.output, as_json=args.json, keep_logs=args.keep, format_table=format_table
-    )
-    return 0
+    return run_measurement("bench.scale", args, run_scale, format_table, RunFailedError)
 
 
 if __name__ == "__main__":
