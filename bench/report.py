@@ -1,4 +1,4 @@
-"""Logging set-up and report output shared by the benchmark commands."""
+"""Logging, the run and exit handling, and the report output shared by the benchmark commands."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The benchmark commands' report output."""
+"""The benchmark commands' report output and exit codes."""
 
 from __future__ import annotations
 
