@@ -286,11 +286,12 @@ class FaultRun:
 
         Every record has its outcome when this is called, so the workers should commit up to the
         log end within a few commit intervals. What is still uncommitted after `within` would
-        be read again after a restart.
+        be read again after a restart. Nothing is produced to `topic` any more, so its end
+        offsets are read once.
         """
         deadline = time.monotonic() + within
+        ends = await self.end_offsets(topic)
         while True:
-            ends = await self.end_offsets(topic)
             committed = await self.committed_offsets(topic)
             behind = sum(max(0, end - committed.get(p, 0)) for p, end in ends.items())
             if behind == 0 or time.monotonic() >= deadline:

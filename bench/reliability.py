@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.fault_run import FaultRun
-from bench.report import configure_logging, write_report
+from bench.report import add_output_arguments, configure_logging, write_report
 from local_stack.process import LocalStackError
 from local_stack.stack import PROJECT_ROOT, LocalStack, StackPorts
 
@@ -132,17 +132,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="seconds for the whole run, half for the kills and half to finish (default 1200)",
     )
 
-    parser.add_argument("--json", action="store_true", help="print only the JSON object")
-    parser.add_argument(
-        "--keep",
-        action="store_true",
-        help="keep the temporary folder with the stack's and the worker's logs",
-    )
-    parser.add_argument(
-        "--output",
-        type=Path,
-        default=RESULTS_FILE,
-        help=f"file for the figures (default {RESULTS_FILE.relative_to(PROJECT_ROOT)})",
+    add_output_arguments(
+        parser,
+        RESULTS_FILE,
+        PROJECT_ROOT,
+        keep_help="keep the temporary folder with the stack's and the worker's logs",
     )
 
     args = parser.parse_args(argv)

@@ -27,6 +27,20 @@ def configure_logging(quiet: bool) -> None:
     logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
 
 
+def add_output_arguments(
+    parser: argparse.ArgumentParser, results_file: Path, project_root: Path, keep_help: str
+) -> None:
+    """Add --json, --keep and --output, the options that `run_measurement` and `write_report` read."""
+    parser.add_argument("--json", action="store_true", help="print the figures as one line of JSON")
+    parser.add_argument("--keep", action="store_true", help=keep_help)
+    parser.add_argument(
+        "--output",
+        type=Path,
+        default=results_file,
+        help=f"file for the figures (default {results_file.relative_to(project_root)})",
+    )
+
+
 def write_report(
     report: dict[str, Any],
     output: Path,

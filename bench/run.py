@@ -54,7 +54,7 @@ from bench.perf_figures import (
 )
 from bench.perf_kafka import CommittedOffsets, produce_paced
 from bench.probes import PeakMemory, count_entries, directory_bytes, machine, table_paths
-from bench.report import configure_logging, run_measurement
+from bench.report import add_output_arguments, configure_logging, run_measurement
 from bench.workload import EventKind, PlannedEvent, WorkloadShares, build_workload
 from local_stack.stack import PROJECT_ROOT, LocalStack, StackPorts
 from stream_app.genesys.client import GenesysClient
@@ -480,17 +480,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="records per second of the paced phase (default: half the unpaced throughput)",
     )
 
-    parser.add_argument("--json", action="store_true", help="print only the JSON object")
-    parser.add_argument(
-        "--keep",
-        action="store_true",
-        help="keep the temporary folder with the stack's, the worker's and the reference logs",
-    )
-    parser.add_argument(
-        "--output",
-        type=Path,
-        default=RESULTS_FILE,
-        help=f"file for the figures (default {RESULTS_FILE.relative_to(PROJECT_ROOT)})",
+    add_output_arguments(
+        parser,
+        RESULTS_FILE,
+        PROJECT_ROOT,
+        keep_help="keep the temporary folder with the stack's, the worker's and the reference logs",
     )
 
     args = parser.parse_args(argv)

@@ -66,7 +66,7 @@ from bench.probes import (
     open_read_only,
     table_paths,
 )
-from bench.report import configure_logging, run_measurement
+from bench.report import add_output_arguments, configure_logging, run_measurement
 from bench.run import (
     EMULATOR_REQUESTS_PER_MINUTE,
     WORKER,
@@ -484,15 +484,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--seed", type=int, default=1, help="seed of the keys (default 1)")
 
-    parser.add_argument("--json", action="store_true", help="print only the JSON object")
-    parser.add_argument(
-        "--keep", action="store_true", help="keep the temporary folder with the logs and tables"
-    )
-    parser.add_argument(
-        "--output",
-        type=Path,
-        default=RESULTS_FILE,
-        help=f"file for the figures (default {RESULTS_FILE.relative_to(PROJECT_ROOT)})",
+    add_output_arguments(
+        parser,
+        RESULTS_FILE,
+        PROJECT_ROOT,
+        keep_help="keep the temporary folder with the logs and tables",
     )
 
     args = parser.parse_args(argv)
