@@ -5,12 +5,12 @@ it was written (`time`, ISO 8601 UTC). `trace_id` is the trace id of the span th
 when the outcome became known, as 32 lowercase hex digits, or "" when there was no valid span.
 The three types carry:
 
-- `batch`, written once the batch's import result is published: batch id, contact list id and
-  name, source topic, partition and first and last offset, record counts (`total`, `valid`,
-  `imported`, `failed`, `rejected`, `duplicates`), `outcome`, the S3 bucket and key of the CSV
-  archive, the Genesys Cloud import (method, state, upload key, request ids), the `reasons` of a
-  batch that Genesys Cloud did not accept, and the `webhook_id` under which the CRM receives the
-  result (null when the relay is off).
+- `batch`, written once the batch's import result is published. It has the batch id, the
+  contact list id and name, the source topic, partition and first and last offset, and the
+  record counts (`total`, `valid`, `imported`, `failed`, `rejected`, `duplicates`). It also has
+  the `outcome`, the S3 bucket and key of the CSV archive, the Genesys Cloud import (method,
+  state, upload key, request ids), the `reasons` of a batch that Genesys Cloud did not accept,
+  and the `webhook_id` under which the CRM receives the result (null when the relay is off).
 - `rejected_record`, written when the record is sent to the dead-letter topic: event id, contact
   id, message key, contact list, topic, partition, offset, stage and every reason (rule, field,
   message and masked value).

@@ -5,8 +5,8 @@ returns a tuple, faust's events keep a dict. `inject_headers` returns a new list
 context's headers, and `extract_context` reads them back with the globally configured
 propagator (`opentelemetry.propagate`, W3C trace context and baggage by default).
 
-Reading context never raises. A header that is not UTF-8, or a propagator that fails on it,
-yields an empty context, so the message starts a new trace. Such failures are counted in
+`extract_context` catches every exception of reading the context. A header that is not UTF-8,
+or a propagator that fails on it, yields an empty context, so the message starts a new trace. Such failures are counted in
 `extract_failures`, and the first one is logged as a warning.
 """
 

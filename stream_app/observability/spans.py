@@ -2,9 +2,9 @@
 
 One record's trace: `publish contact-events` (PRODUCER, by `stream-app produce` or any producer
 that sets the traceparent header) -> `process contact-events` (CONSUMER, the intake agent) ->
-`validate`. A batch's flush, `batch flush`, is a child of the `process` span of its first record
-and links to the `process` spans of all its records (at most MAX_BATCH_LINKS), so the first
-record's trace shows the whole path and the others reach it through their link. Under it:
+`validate`. A batch's flush, `batch flush`, is a child of the `process` span of its first record,
+so that record's trace shows the whole path. It links to the `process` spans of its records (at
+most MAX_BATCH_LINKS), and the other records reach it through their link. Under it:
 `S3.PutObject`, one span per Genesys Cloud HTTP request, and `publish contact-import-results`,
 whose context travels in the result's headers to the relay agent's
 `process contact-import-results` span, `webhook deliver` and one `POST` per attempt.

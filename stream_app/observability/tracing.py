@@ -164,8 +164,8 @@ def setup_tracing(
         return None
 
     if not plan.exporters and plan.span_file is None:
-        # The API's default tracer still carries the trace context from the Kafka headers to
-        # the messages this process sends, without the cost of recording spans nobody exports.
+        # Without a provider the per-record spans are skipped (spans.recording), so the process
+        # records no spans and does not pass on the trace context of the messages it reads.
         logger.info("Tracing: no span exporter is configured; spans are not recorded")
         return None
 

@@ -3,9 +3,9 @@
 A batch contains every record of one source partition addressed to one contact list, in offset order:
 the ones to write to Genesys Cloud, the rejected ones and the duplicates, so that one import result
 reports all of them and their offsets are acknowledged together once the outcome is durable. A batch
-closes when it holds `max_contacts` records to write, `max_records` records in all or `max_bytes`,
-when it has been open `max_seconds`, or before a second write for a contact id it already holds, so
-operations on one contact reach Genesys in order. Counting the contacts to write, rather than all
+closes when it contains `max_contacts` records to write, `max_records` records in all or
+`max_bytes`, when it has been open `max_seconds`, or before a second write for a contact id it
+already contains, so operations on one contact reach Genesys in order. Counting the contacts to write, rather than all
 records, fills each Genesys Cloud request although some records are rejected or duplicates.
 
 A record read again after a crash or a rebalance may fall into a batch planned by an earlier run

@@ -7,8 +7,8 @@ added, with a few invalid addresses so that reasons carry masked e-mail values. 
 every line the demo and its worker wrote (the demo's standard output and error, the worker's
 log, the audit log and the span file) for each input phone number and e-mail address.
 
-Phone numbers are compared as digits: every phone-like run in the text (digits joined by
-spaces, dots, dashes, brackets or "+") is reduced to its digits, and no run may contain an input
+Phone numbers are compared as digits. Every phone-like run in the text (digits joined by
+spaces, dots, dashes, brackets or "+") is reduced to its digits. No run may contain an input
 number's 10 national digits or its E.164 digits. E-mail addresses are compared case-insensitively.
 """
 

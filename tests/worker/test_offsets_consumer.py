@@ -33,8 +33,8 @@ async def test_start_offsets_of_both_agents_at_once(
     await ensure_topics(settings)
     worker = StreamWorker(settings)
     try:
-        # The intake and relay agents ask at the same time when a group has no committed offsets;
-        # the second used to reach the consumer before it had started.
+        # The intake and relay agents ask at the same time when a group has no committed offsets,
+        # so without the lock the second reached the consumer before it had started.
         events_start, results_start = await asyncio.gather(
             worker._start_offset(TP(settings.topics.contact_events, 0)),
             worker._start_offset(TP(settings.topics.import_results, 0)),
