@@ -1,0 +1,103 @@
+"""The consumer's fetch loop, without the four tasks faust starts for every record.
+
+faust 0.15.3's `Consumer._drain_messages` hands each fetched record to the topic conductor
+through `Service.wait_first(callback(message), suspend_flow.wait())`. That call starts four
+tasks and an `asyncio.wait` per record, so that a rebalance can interrupt a hand-off that waits
+for room in a full stream buffer. On this project's benchmark machine it limited a faust agent
+that does nothing but acknowledge to about 6,500 records per second; awaiting the hand-off
+directly raised that to about 14,800 (BENCHMARKS.md, "Optimisation log").
+
+`drain_messages` is the same loop with one change: while flow control is active and the
+consumer has not suspended its flow, it awaits the hand-off directly. Otherwise (around a
+rebalance, and while the consumer is suspended) it uses `wait_first` as faust does. A hand-off
+that started on the direct path and then waits for buffer room finishes when the agent takes
+events from the buffer; events of an older consumer generation are dropped by the stream and
+by the worker's ack gate, as faust drops those it abandons.
+
+Everything else is kept: records older than the partition's read offset are dropped, offset
+jumps are recorded as gaps through the consumer's `_add_gap` (which the worker's ack gate
+replaces for its own topics), `broker_commit_every` is honoured, and the loop yields to the event
+loop every 100 records.
+
+It reads faust 0.15.3 internals (`_read_offset`, `_commit_every`, `_n_acked`, `_add_gap`,
+`suspend_flow`, `diag`), which is one reason the package pins that version.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import types
+from typing import Any
+
+import faust
+from faust.transport.consumer import CONSUMER_FETCHING
+from faust.types import ConsumerT
+
+logger = logging.getLogger(__name__)
+
+# The loop gives other tasks a turn after this many records of one fetch.
+YIELD_EVERY = 100
+
+
+async def drain_messages(consumer: Any, fetcher: Any) -> None:
+    """Hand every fetched record to the conductor until the consumer or `fetcher` stops."""
+    app = consumer.app
+    consumer_stopped = consumer._stopped.is_set
+    fetcher_stopped = fetcher._stopped.is_set
+    since_yield = 0
+    try:
+        while not (consumer_stopped() or fetcher_stopped()):
+            consumer.diag.set_flag(CONSUMER_FETCHING)
+            records = consumer.getmany(timeout=1.0)
+            await asyncio.sleep(0)
+            if consumer.should_stop:
+                break
+            async for tp, message in records:
+                since_yield += 1
+                if since_yield > YIELD_EVERY:
+                    await asyncio.sleep(0)
+                    since_yield = 0
+                await _hand_off(consumer, tp, message)
+            consumer.diag.unset_flag(CONSUMER_FETCHING)
+    except consumer.consumer_stopped_errors:
+        if app.should_stop:
+            logger.info("The broker stopped the consumer while the worker stops")
+            return
+        raise
+    except asyncio.CancelledError:
+        if app.should_stop:
+            return
+        raise
+    finally:
+        consumer.diag.unset_flag(CONSUMER_FETCHING)
+
+
+async def _hand_off(consumer: Any, tp: Any, message: Any) -> None:
+    """Pass one record to the conductor, unless the partition has read past it already."""
+    read_offsets = consumer._read_offset
+    offset = message.offset
+    read_offset = read_offsets[tp]
+    if read_offset is not None and offset < read_offset:
+        return
+    if read_offset and offset - read_offset > 1 and consumer.app.topics.acks_enabled_for(tp.topic):
+        await consumer._add_gap(tp, read_offset + 1, offset)
+    commit_every = consumer._commit_every
+    if commit_every is not None and consumer._n_acked >= commit_every:
+        consumer._n_acked = 0
+        await consumer.commit()
+    if consumer.app.flow_control.is_active() and not consumer.suspend_flow.is_set():
+        await consumer.callback(message)
+    else:
+        await consumer.wait_first(consumer.callback(message), consumer.suspend_flow.wait())
+    read_offsets[tp] = offset
+
+
+class WorkerApp(faust.App):
+    """A faust app whose consumer runs `drain_messages` as its fetch loop."""
+
+    def _new_consumer(self) -> ConsumerT:
+        consumer = super()._new_consumer()
+        # The fetcher looks the loop up on the instance when it starts.
+        consumer._drain_messages = types.MethodType(drain_messages, consumer)  # type: ignore[attr-defined]
+        return consumer
