@@ -147,6 +147,12 @@ class BatchSettings(BaseModel):
     )
     max_bytes: int = Field(4 * 1024 * 1024, ge=1024, description="CSV bytes per batch")
     max_seconds: float = Field(5.0, gt=0, description="Flush a batch this long after it opened")
+    max_waiting_flushes: int = Field(
+        4,
+        ge=0,
+        description="Closed batches that may wait for the background flush before the intake "
+        "pauses; 0 flushes each batch inline, before the next record is read",
+    )
 
 
 class ValidationSettings(BaseModel):

@@ -218,6 +218,10 @@ class BatchBuffer:
         ]
         return [self._pop(slot) for slot in slots]
 
+    def open_batches(self, partition: int) -> list[Batch]:
+        """Return the open batches of `partition`, leaving them open."""
+        return [batch for slot, batch in self._open.items() if slot[0] == partition]
+
     def pop_partition(self, partition: int) -> list[Batch]:
         """Close and return every open batch of `partition`, as on revocation."""
         slots = [slot for slot in self._open if slot[0] == partition]

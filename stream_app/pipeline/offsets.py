@@ -73,6 +73,14 @@ class OffsetTracker:
         self._pending.clear()
         return handles
 
+    def release_from(self, partition: int, offset: int) -> list[Any]:
+        """Remove and return the handles of `partition` at `offset` or later, done or not."""
+        pending = self._pending.get(partition)
+        if not pending:
+            return []
+        later = [tracked for tracked in pending if tracked >= offset]
+        return [pending.pop(tracked)[0] for tracked in later]
+
     def forget(self, partitions: Iterable[int]) -> None:
         """Drop what is in flight for revoked partitions; their new owner reads it again."""
         for partition in partitions:

@@ -33,6 +33,7 @@ Design notes that follow from faust 0.15 behaviour:
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import hashlib
 import json
 import logging
@@ -61,7 +62,7 @@ from stream_app.observability.outcomes import OutcomeRecorder
 from stream_app.observability.propagation import headers_for_span_context, inject_headers
 from stream_app.pipeline import dedupe, progress
 from stream_app.pipeline.batching import Batch, BatchBuffer, BatchRecord, Outcome
-from stream_app.pipeline.flush import BatchFlusher, record_request_id
+from stream_app.pipeline.flush import BatchFlusher, FlushReport, record_request_id
 from stream_app.pipeline.offsets import Continuity, ContinuityGuard, OffsetTracker
 from stream_app.pipeline.progress import BatchProgress
 from stream_app.settings import DedupeSettings, Settings
@@ -69,10 +70,16 @@ from stream_app.validation.contact import ValidationOptions, ValidContact, valid
 from stream_app.validation.contact_list import ContactListSchema
 from stream_app.webhook import WebhookSender
 from stream_app.webhook_resend import kafka_client_options
+from stream_app.worker.changelog import ChangelogWriter
 from stream_app.worker.event_context import event_context
+from stream_app.worker.fetch_loop import WorkerApp
+from stream_app.worker.flush_queue import FlushQueue
 from stream_app.worker.lists import ContactListCache, ContactListNotFoundError
 
 logger = logging.getLogger(__name__)
+
+# The messages a batch's flush sent to Kafka (dead letters), awaited before its result counts.
+_batch_sends: contextvars.ContextVar[list[Any]] = contextvars.ContextVar("batch_sends")
 
 
 def kafka_broker_url(settings: Settings) -> str:
@@ -134,6 +141,37 @@ def dedupe_store_options(dedupe_settings: DedupeSettings) -> dict[str, Any]:
     }
 
 
+def _write_table(table: Any, key: str, value: str) -> Any:
+    """Set `table[key] = value` for the current event's partition; return the changelog send.
+
+    This is what faust's `Table.__setitem__` does (changelog message, then the store), except
+    that it keeps the message's future: a batch waits for its own messages to reach Kafka, not
+    for a producer flush, which would also wait for every record the intake reads meanwhile.
+    """
+    sent = table.send_changelog(table.partition_for_key(key), key, value)
+    table.data[key] = value
+    return sent
+
+
+async def _wait_for_kafka(sends: list[Any], batch_id: str) -> None:
+    """Wait until Kafka has acknowledged every message of `sends` (faust message futures).
+
+    Raises the first send's error, if any.
+    """
+    pending = {sent for sent in sends if not sent.done()}
+    while pending:
+        _, pending = await asyncio.wait(pending, timeout=PRODUCER_FLUSH_WARN_SECONDS)
+        if pending:
+            logger.warning(
+                "Batch %s waits for Kafka to accept %d messages; still waiting after %.0f s",
+                batch_id,
+                len(pending),
+                PRODUCER_FLUSH_WARN_SECONDS,
+            )
+    for sent in sends:
+        sent.result()
+
+
 def _dead_letter_key(key: bytes | None) -> bytes | None:
     if key is None or len(key) <= MAX_DEAD_LETTER_KEY_BYTES:
         return key
@@ -151,6 +189,9 @@ class Runtime:
     buffer: BatchBuffer
     offsets: OffsetTracker
     lock: asyncio.Lock
+    changelog: ChangelogWriter
+    # Closed batches flushed in the background; None when batches are flushed inline.
+    flushes: FlushQueue | None = None
 
 
 class StreamWorker:
@@ -186,13 +227,15 @@ class StreamWorker:
         self._offsets_client_lock = asyncio.Lock()
         # When each partition last delivered a record, or began to lag without one.
         self._progress_at: dict[TP, float] = {}
+        # The consumer generation whose records the background flushes belong to.
+        self._flush_generation: int | None = None
         self.outcomes = OutcomeRecorder.from_settings(settings)
         self.app = self._build_app()
 
     def _build_app(self) -> faust.App:
         settings = self.settings
         topics = settings.topics
-        app = faust.App(
+        app = WorkerApp(
             settings.app_id,
             broker=kafka_broker_url(settings),
             broker_credentials=broker_credentials(settings),
@@ -299,6 +342,8 @@ class StreamWorker:
         genesys = await GenesysClient(settings.genesys, on_response=record_request_id).__aenter__()
         metrics.watch_rate_limit_headroom(genesys.rate_limiter.available)
         archive = await BatchArchive(settings.s3).__aenter__()
+        changelog = ChangelogWriter(self.app, kafka_client_options(settings.kafka))
+        await changelog.start()
         flusher = BatchFlusher(
             settings,
             genesys,
@@ -314,7 +359,14 @@ class StreamWorker:
             buffer=BatchBuffer(settings.topics.contact_events, settings.batch, time.monotonic),
             offsets=OffsetTracker(),
             lock=asyncio.Lock(),
+            changelog=changelog,
         )
+        if self._flushes_in_background():
+            runtime = self.runtime
+            self.runtime.flushes = FlushQueue(
+                lambda batch: self._flush_in_background(runtime, batch),
+                settings.batch.max_waiting_flushes,
+            )
         self._runtime_ready.set()
         logger.info("Worker runtime started")
         return self.runtime
@@ -327,6 +379,12 @@ class StreamWorker:
         runtime = self.runtime
         if runtime is None:
             return
+        if runtime.flushes is not None:
+            # Closed batches have all their records: let them finish before the open ones.
+            try:
+                await runtime.flushes.join()
+            except Exception:  # logged by the queue; the waiting batches stay unacknowledged
+                runtime.flushes.cancel_waiting()
         async with runtime.lock:
             batches = runtime.buffer.pop_all()
             fresh = [batch for batch in batches if batch.plan is None]
@@ -340,10 +398,18 @@ class StreamWorker:
             for batch in fresh:
                 await self._flush(runtime, batch)
             self._release_unfinished(runtime)
+        # Sends what is left, such as the entries of the records just released.
+        await runtime.changelog.stop()
 
     def _abandon_open_batches(self, runtime: Runtime, occasion: str) -> None:
-        """Drop the open batches and every record in flight, to be read again from Kafka."""
+        """Drop the open and waiting batches and every record in flight, to be read again.
+
+        A batch whose flush already runs goes on to its end, but its records are no longer
+        tracked, so they are not acknowledged.
+        """
         abandoned = runtime.buffer.pop_all()
+        if runtime.flushes is not None:
+            abandoned += runtime.flushes.cancel_waiting()
         released = self._release_unfinished(runtime)
         if released:
             logger.info(
@@ -512,6 +578,8 @@ class StreamWorker:
             self._plans.pop(number, None)
         if self.runtime is not None:
             self.runtime.offsets.forget(numbers)
+            if self.runtime.flushes is not None:
+                self.runtime.flushes.cancel_waiting(numbers)
 
     def _on_partitions_assigned(self, app: Any, assigned: set[TP], **_: Any) -> None:
         """Start over from the committed offsets, as faust does after every rebalance.
@@ -539,12 +607,43 @@ class StreamWorker:
     async def _intake_agent(self, stream: Any) -> None:
         self._install_ack_gate()
         runtime = await self._start_runtime()
+        flushes = runtime.flushes
         async for event in stream.noack().events():
+            if flushes is not None:
+                await self._wait_for_flushes(flushes)
             async with runtime.lock:
                 with spans.process_span(event, self.settings.app_id):
                     closed = await self._classify(runtime, event)
-                for batch in closed:
-                    await self._flush(runtime, batch)
+                await self._dispatch(runtime, closed)
+
+    def _flushes_in_background(self) -> bool:
+        """Return True when closed batches are flushed while the intake reads on.
+
+        Channel identity keeps the inline flush: its claims span partitions, so a record of
+        another partition classified during a flush could depend on a claim the flush undoes.
+        """
+        return self.settings.batch.max_waiting_flushes > 0 and self.channel_table is None
+
+    async def _wait_for_flushes(self, flushes: FlushQueue) -> None:
+        """Hold the next record while too many batches wait, or while older flushes run.
+
+        After a rebalance the records of a batch whose flush still runs come again, covered by
+        its plan. They must be classified after that flush has saved its last progress, or a
+        second flush of the same batch could repeat its steps.
+        """
+        generation = self.app.consumer_generation_id
+        if generation != self._flush_generation:
+            await flushes.join()
+            self._flush_generation = generation
+        await flushes.wait_for_room()
+
+    async def _dispatch(self, runtime: Runtime, closed: list[Batch]) -> None:
+        """Queue the closed batches for the background flush, or flush them now."""
+        for batch in closed:
+            if runtime.flushes is not None:
+                runtime.flushes.submit(batch)
+            else:
+                await self._flush(runtime, batch)
 
     async def _flush_due(self) -> None:
         now = time.monotonic()
@@ -559,8 +658,7 @@ class StreamWorker:
             if self.app.rebalancing:
                 self._abandon_open_batches(runtime, "Rebalancing")
                 return
-            for batch in runtime.buffer.due():
-                await self._flush(runtime, batch)
+            await self._dispatch(runtime, runtime.buffer.due())
 
     async def _relay_agent(self, stream: Any) -> None:
         self._install_ack_gate()
@@ -788,7 +886,7 @@ class StreamWorker:
         record.dedupe_key = key
         record.dedupe_entry = entry
         record.previous_entry = previous_text if decision is not dedupe.Decision.REPLAY else None
-        self.dedupe_table[key] = entry
+        self._changelog().set(self.dedupe_table, record.partition, key, entry)
 
     def _channels_taken(self, record: BatchRecord, schema: ContactListSchema, now: float) -> bool:
         """Apply seed-style identity: return True if another contact claimed these channels.
@@ -818,10 +916,15 @@ class StreamWorker:
 
         record.channel_key = key
         record.previous_channel_entry = owner_text
-        self.channel_table[key] = dedupe.ChannelOwner(
-            contact_id, record.partition, record.offset, now
-        ).encode()
+        owner_entry = dedupe.ChannelOwner(contact_id, record.partition, record.offset, now)
+        self._changelog().set(self.channel_table, record.partition, key, owner_entry.encode())
         return False
+
+    def _changelog(self) -> ChangelogWriter:
+        """Return the dedupe tables' changelog writer; the runtime has started."""
+        if self.runtime is None:
+            raise RuntimeError("the worker runtime has not started")
+        return self.runtime.changelog
 
     def _restore_dedupe_entries(self, record: BatchRecord) -> None:
         """Undo the table writes of a record whose batch Genesys Cloud did not accept.
@@ -832,16 +935,18 @@ class StreamWorker:
         restores = [(self.dedupe_table, record.dedupe_key, record.previous_entry)]
         if self.channel_table is not None:
             restores.append((self.channel_table, record.channel_key, record.previous_channel_entry))
+        changelog = self._changelog()
         with event_context(record.handle):
             for table, key, previous in restores:
                 if key is None:
                     continue
                 if previous is None:
-                    table.pop(key, None)
+                    changelog.delete(table, record.partition, key)
                 else:
-                    table[key] = previous
+                    changelog.set(table, record.partition, key, previous)
 
-    async def _flush(self, runtime: Runtime, batch: Batch) -> None:
+    async def _flush_steps(self, runtime: Runtime, batch: Batch) -> FlushReport:
+        """Archive, import and publish `batch` (see `BatchFlusher.flush`) and return its report."""
         schema = await runtime.lists.get(batch.contact_list_id)
         list_mapping = self._list_mappings[batch.contact_list_id]
         plan = batch.plan or BatchProgress(batch.first_offset, batch.last_offset)
@@ -852,35 +957,103 @@ class StreamWorker:
             plans = progress.prune(plans, self._committed_offset(batch.partition))
             self._plans.setdefault(batch.partition, {})[batch.contact_list_id] = plans
             with event_context(handle):
-                self.batch_table[progress.slot_key(batch.partition, batch.contact_list_id)] = (
-                    progress.encode_plans(plans)
+                sent = _write_table(
+                    self.batch_table,
+                    progress.slot_key(batch.partition, batch.contact_list_id),
+                    progress.encode_plans(plans),
                 )
             if durable:
-                await self._flush_producer(batch.batch_id)
+                # The plan, and the dedupe entries of the batch's records before it.
+                await runtime.changelog.flush()
+                await _wait_for_kafka([sent], batch.batch_id)
 
-        with spans.batch_span(batch) as span:
-            report = await runtime.flusher.flush(batch, schema, list_mapping.id_column, plan, save)
-            spans.set_batch_result(span, report.result)
+        token = _batch_sends.set([])
+        try:
+            with spans.batch_span(batch) as span:
+                report = await runtime.flusher.flush(
+                    batch, schema, list_mapping.id_column, plan, save
+                )
+                spans.set_batch_result(span, report.result)
+        finally:
+            _batch_sends.reset(token)
+        return report
+
+    async def _flush(self, runtime: Runtime, batch: Batch) -> None:
+        """Flush `batch` now; the caller holds `runtime.lock`."""
+        report = await self._flush_steps(runtime, batch)
+        self._finish_flush(runtime, batch, report)
+
+    async def _flush_in_background(self, runtime: Runtime, batch: Batch) -> None:
+        """Flush `batch` from its partition's runner, while the intake agent reads on.
+
+        The steps run without the lock. Their end takes it, so that records read again after a
+        failure are not being classified at that moment.
+        """
+        report = await self._flush_steps(runtime, batch)
+        async with runtime.lock:
+            self._finish_flush(runtime, batch, report)
+
+    def _finish_flush(self, runtime: Runtime, batch: Batch, report: FlushReport) -> None:
+        """Record the batch's outcome, undo the dedupe writes of its failed records, and
+        acknowledge its records."""
         metrics.record_flush(batch, report)
         self.outcomes.batch_finished(batch, report)
-        for record in report.failed_records:
+        if report.failed_records:
+            self._reread_after_failure(runtime, batch)
+        for record in reversed(report.failed_records):
             if record.handle is not None:
                 self._restore_dedupe_entries(record)
         self._done(runtime, batch.partition, [record.offset for record in batch.records])
 
-    async def _flush_producer(self, batch_id: str) -> None:
-        """Wait until Kafka has every message sent so far, for example the batch's plan."""
-        flush = asyncio.ensure_future(self.app.producer.flush())
-        while True:
-            done, _ = await asyncio.wait({flush}, timeout=PRODUCER_FLUSH_WARN_SECONDS)
-            if done:
-                flush.result()
-                return
-            logger.warning(
-                "Batch %s waits for Kafka to accept its messages; still waiting after %.0f s",
-                batch_id,
-                PRODUCER_FLUSH_WARN_SECONDS,
-            )
+    def _reread_after_failure(self, runtime: Runtime, failed: Batch) -> None:
+        """Read again the later records of a failed batch's partition that may depend on it.
+
+        A later record of the same contact list was deduplicated against the entries the
+        failed batch wrote, which are about to be undone. Such records, and every other record
+        of the partition not yet flushed, are dropped unacknowledged, their own dedupe writes
+        undone newest first, and the partition is sought back to the oldest of them, so they
+        are classified again as if the failed batch had never been accepted.
+        """
+        partition = failed.partition
+        waiting = runtime.flushes.waiting(partition) if runtime.flushes is not None else []
+        later = [
+            record
+            for batch in [*waiting, *runtime.buffer.open_batches(partition)]
+            for record in batch.records
+        ]
+        dependent = any(
+            record.dedupe_key is not None or record.outcome is Outcome.DUPLICATE
+            for batch in [*waiting, *runtime.buffer.open_batches(partition)]
+            if batch.contact_list_id == failed.contact_list_id
+            for record in batch.records
+        )
+        if (
+            not dependent
+            or self._stopping
+            or self.app.rebalancing
+            or self._is_stale(failed.records[-1].handle)
+        ):
+            return
+        if runtime.flushes is not None:
+            runtime.flushes.cancel_waiting([partition])
+        runtime.buffer.pop_partition(partition)
+        later.sort(key=lambda record: record.offset)
+        for record in reversed(later):
+            if record.handle is not None:
+                self._restore_dedupe_entries(record)
+        first = later[0].offset
+        self._drop(runtime.offsets.release_from(partition, first))
+        tp = TP(self.settings.topics.contact_events, partition)
+        self._continuity.note_seek(tp, first, time.monotonic())
+        logger.warning(
+            "Batch %s failed; reading partition %d again from offset %d, because %d later "
+            "records may have been deduplicated against it",
+            failed.batch_id,
+            partition,
+            first,
+            len(later),
+        )
+        self._seek(tp, first)
 
     def _done(self, runtime: Runtime, partition: int, offsets: list[int]) -> None:
         """Acknowledge, in offset order, the records whose outcome is now durable."""
@@ -976,11 +1149,12 @@ class StreamWorker:
     async def _publish_rejected_batch_record(
         self, record: BatchRecord, rejected: RejectedRecord
     ) -> None:
-        await self.dead_letter_topic.send(
+        sent = await self.dead_letter_topic.send(
             key=_dead_letter_key(record.key),
             value=rejected.model_dump_json().encode(),
             headers=headers_for_span_context(record.span_context),
         )
+        _batch_sends.get().append(sent)
         metrics.record_rejected(rejected.reasons)
         self.outcomes.batch_record_dead_lettered(record, rejected)
 
@@ -992,9 +1166,9 @@ class StreamWorker:
         would count as published while its result and rejections were lost.
         """
         with spans.publish_span(self.settings.topics.import_results) as headers:
-            await self.results_topic.send(
+            sent = await self.results_topic.send(
                 key=result.batch_id.encode(),
                 value=result.model_dump_json().encode(),
                 headers=headers,
             )
-        await self._flush_producer(result.batch_id)
+        await _wait_for_kafka([*_batch_sends.get(), sent], result.batch_id)
