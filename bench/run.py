@@ -13,8 +13,9 @@ bottleneck. Then, in one run:
    half the unpaced throughput (or `--rate`). p50 and p99 latency come from this phase.
 4. The worker stops with SIGTERM; its dedupe table folders are measured and counted.
 5. Reference runs over the unpaced phase's records, each in a new consumer group:
-   `bench.ceiling` (decode and validate only) and `bench.peer_quix` (the pipeline in Quix
-   Streams, without Genesys).
+   `bench.ceiling` (decode and validate only), `bench.floor_faust` (a faust agent that only
+   acknowledges, the most a faust-based worker can reach) and `bench.peer_quix` (the pipeline
+   in Quix Streams, without Genesys).
 
 It prints the figures as one JSON object with `--json`, a table otherwise, and writes them to
 bench/results/run.json. The exit code is 0 whatever the targets show, 1 when the run could not
@@ -341,6 +342,7 @@ async def _measure(run: FaultRun, args: argparse.Namespace) -> dict[str, Any]:
     ).write(config_path)
     logs = run.work_dir / "logs"
     ceiling = await run_reference("bench.ceiling", config_path, run.base_env, logs / "ceiling.log")
+    floor = await run_reference("bench.floor_faust", config_path, run.base_env, logs / "floor.log")
     peer = await run_reference("bench.peer_quix", config_path, run.base_env, logs / "peer.log")
     return build_report(
         args,
@@ -350,6 +352,7 @@ async def _measure(run: FaultRun, args: argparse.Namespace) -> dict[str, Any]:
         state=state,
         memory=memory,
         ceiling=ceiling,
+        floor=floor,
         peer=peer,
     )
 
@@ -363,6 +366,7 @@ def build_report(
     state: dict[str, Any],
     memory: PeakMemory,
     ceiling: dict[str, Any],
+    floor: dict[str, Any],
     peer: dict[str, Any],
 ) -> dict[str, Any]:
     """Combine the phases' figures with the reference runs, the targets, settings and machine."""
@@ -375,6 +379,10 @@ def build_report(
         "peer_rps": peer.get("peer_rps"),
         "ratio_to_ceiling": _round(ratio(throughput, ceiling.get("ceiling_rps")), 3),
         "ratio_to_peer": _round(ratio(throughput, peer.get("peer_rps")), 3),
+        "faust_floor_rps": floor.get("floor_rps"),
+        "faust_floor_to_ceiling": _round(
+            ratio(floor.get("floor_rps"), ceiling.get("ceiling_rps")), 3
+        ),
         "p50_ms": paced["latency"]["p50_ms"],
         "p99_ms": paced["latency"]["p99_ms"],
         "p50_ms_at_max": unpaced["latency"]["p50_ms"],
@@ -391,6 +399,7 @@ def build_report(
         "paced": paced,
         "state": state,
         "ceiling": ceiling,
+        "faust_floor": floor,
         "peer": peer,
         "settings": {
             "records": args.records,
@@ -426,6 +435,8 @@ def format_table(report: Mapping[str, Any]) -> str:
         ("peer_rps (no Genesys)", report["peer_rps"]),
         ("ratio_to_ceiling", report["ratio_to_ceiling"]),
         ("ratio_to_peer", report["ratio_to_peer"]),
+        ("faust_floor_rps", report["faust_floor_rps"]),
+        ("faust_floor_to_ceiling", report["faust_floor_to_ceiling"]),
         ("p50_ms (paced)", report["p50_ms"]),
         ("p99_ms (paced)", report["p99_ms"]),
         ("p50_ms_at_max", report["p50_ms_at_max"]),
