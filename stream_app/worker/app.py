@@ -2,7 +2,8 @@
 
 The agents are thin. The intake agent decodes each record, routes it to a contact list, maps and
 validates its fields, takes the dedupe decision and adds it to an open batch. Closed batches go to
-`BatchFlusher`. Offsets are acknowledged by hand (`noack`), only after the record's outcome is
+`BatchFlusher`, through a `FlushQueue` that flushes each partition's batches in order while the
+intake reads on. Offsets are acknowledged by hand (`noack`), only after the record's outcome is
 durable, and in offset order (`OffsetTracker`), so faust never commits an offset whose record
 could still be lost. The relay agent posts each import result to the CRM webhook and dead-letters
 it after the retry time.
@@ -17,8 +18,9 @@ Three changelogged tables, co-partitioned with the contact events:
 Design notes that follow from faust 0.15 behaviour:
 - Table writes need a current event. Dedupe entries are written while the record's own event is
   current; batch progress and restores after a failed batch use `event_context`.
-- faust writes changelog records in the background; a batch's plan is flushed to Kafka before the
-  batch's first side effect.
+- Dedupe entries go through `ChangelogWriter`, which sends their changelog records in bulk. Before
+  a batch's first side effect, Kafka has acknowledged the dedupe entries written so far and the
+  batch's plan.
 - faust streams skip (and acknowledge) events around rebalances and restarts, and a skipped event
   is not delivered again. The ack gate keeps those acknowledgements from reaching the commit, and
   the continuity guard seeks a partition back to its first offset that was never processed.
