@@ -868,7 +868,7 @@ class StreamWorker:
         list_id = schema.list_id
         key = dedupe.identity_key(list_id, record.contact_id or "")
         content_fingerprint = dedupe.fingerprint(record.operation, record.data or {})
-        previous_text = self.dedupe_table.get(key)
+        previous_text = self._changelog().get(self.dedupe_table, record.partition, key)
         previous = dedupe.DedupeEntry.decode(previous_text) if previous_text else None
         now = time.time()
         decision = dedupe.decide(
@@ -903,7 +903,7 @@ class StreamWorker:
             return False
 
         key = dedupe.channel_key(schema.list_id, channels)
-        owner_text = self.channel_table.get(key)
+        owner_text = self._changelog().get(self.channel_table, record.partition, key)
         owner = dedupe.ChannelOwner.decode(owner_text) if owner_text else None
         contact_id = record.contact_id or ""
         if dedupe.channels_taken(

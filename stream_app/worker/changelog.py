@@ -5,8 +5,9 @@ sends the buffered messages one at a time. The intake writes a dedupe entry for 
 record, so that buffer filled up, and faust then paused every stream until it drained message
 by message (its "producer buffer full" warning).
 
-`ChangelogWriter` takes the same writes. It puts each value into the table's local store at
-once, so the next record sees it, and keeps the changelog message. A background task sends all
+`ChangelogWriter` takes the same writes, and the reads that go with them. It puts each value
+into the partition's RocksDB database at once, with faust's key and value encoding, so the next
+record sees it, and keeps the changelog message. A background task sends all
 messages kept so far as one Kafka record batch per changelog partition, through a producer of its
 own (idempotent, `acks=all`), in the order they were written, at most LINGER_SECONDS after the
 first of them or as soon as a flush waits, and then stores the partition's
@@ -89,20 +90,44 @@ class ChangelogWriter:
                 self._sender = None
         await self._producer.stop()
 
-    def set(self, table: Any, partition: int, key: str, value: str) -> None:
-        """Set `table[key] = value` in partition `partition`'s store; send the change later.
+    def get(self, table: Any, partition: int, key: str) -> str | None:
+        """Return the value of `key` for a record of `partition`, or None.
 
-        The current faust event must belong to `partition`: faust's store picks its database
-        from it.
+        A global table's key can sit in any partition's database, so it is looked up as faust
+        does, in all of them.
+        """
+        if table.is_global:
+            found: str | None = table.get(key)
+            return found
+        key_bytes, _ = self._encode(table, key, None)
+        value_bytes = _database(table, partition).get(key_bytes)
+        if value_bytes is None:
+            return None
+        value: str = self._app.serializers.loads_value(
+            table.value_type, value_bytes, serializer=table.value_serializer
+        )
+        return value
+
+    def set(self, table: Any, partition: int, key: str, value: str) -> None:
+        """Set `key` to `value` for a record of `partition`; send the change later.
+
+        A global table is written through faust's store, which needs the current faust event to
+        belong to `partition`.
         """
         key_bytes, value_bytes = self._encode(table, key, value)
-        table.data[key] = value
+        if table.is_global:
+            table.data[key] = value
+        else:
+            _database(table, partition).put(key_bytes, value_bytes)
         self._keep(_Pending(table, partition, key_bytes, value_bytes))
 
     def delete(self, table: Any, partition: int, key: str) -> None:
-        """Remove `key` from `table`'s store; send a tombstone for it later."""
+        """Remove `key` for a record of `partition`; send a tombstone later."""
         key_bytes, _ = self._encode(table, key, None)
-        table.data.pop(key, None)
+        if table.is_global:
+            table.data.pop(key, None)
+        else:
+            _database(table, partition).delete(key_bytes)
         self._keep(_Pending(table, partition, key_bytes, None))
 
     async def flush(self) -> None:
@@ -231,3 +256,14 @@ class ChangelogWriter:
     def _raise_error(self) -> None:
         if self._error is not None:
             raise self._error
+
+
+def _database(table: Any, partition: int) -> Any:
+    """Return the RocksDB database of `table`'s store for `partition`, opening it on first use.
+
+    faust's RocksDB store keeps one database per partition. Its own `__getitem__` searches every
+    partition's database for a key it has not indexed, and its `__setitem__` takes the partition
+    from the current event; going to the partition's database directly costs one look-up. This
+    is faust-streaming 0.15.3's private `_db_for_partition`, which the package pins.
+    """
+    return table.data._db_for_partition(partition)
