@@ -147,8 +147,9 @@ def _write_table(table: Any, key: str, value: str) -> Any:
     """Set `table[key] = value` for the current event's partition; return the changelog send.
 
     This is what faust's `Table.__setitem__` does (changelog message, then the store), except
-    that it keeps the message's future: a batch waits for its own messages to reach Kafka, not
-    for a producer flush, which would also wait for every record the intake reads meanwhile.
+    that it keeps the message's future. A batch then waits for its own messages to reach Kafka.
+    A producer flush would also wait for the changelog of every record the intake reads
+    meanwhile.
     """
     sent = table.send_changelog(table.partition_for_key(key), key, value)
     table.data[key] = value
@@ -965,7 +966,8 @@ class StreamWorker:
                     progress.encode_plans(plans),
                 )
             if durable:
-                # The plan, and the dedupe entries of the batch's records before it.
+                # Kafka must have the dedupe entries written so far and the plan before the
+                # batch's first side effect.
                 await runtime.changelog.flush()
                 await _wait_for_kafka([sent], batch.batch_id)
 
@@ -981,7 +983,7 @@ class StreamWorker:
         return report
 
     async def _flush(self, runtime: Runtime, batch: Batch) -> None:
-        """Flush `batch` now; the caller holds `runtime.lock`."""
+        """Flush `batch` now. The caller has acquired `runtime.lock`."""
         report = await self._flush_steps(runtime, batch)
         self._finish_flush(runtime, batch, report)
 
@@ -1011,21 +1013,18 @@ class StreamWorker:
         """Read again the later records of a failed batch's partition that may depend on it.
 
         A later record of the same contact list was deduplicated against the entries the
-        failed batch wrote, which are about to be undone. Such records, and every other record
-        of the partition not yet flushed, are dropped unacknowledged, their own dedupe writes
-        undone newest first, and the partition is sought back to the oldest of them, so they
-        are classified again as if the failed batch had never been accepted.
+        failed batch wrote, which are about to be undone. If there is such a record, every
+        record of the partition not yet flushed is dropped unacknowledged, and its dedupe writes
+        are undone newest first. The partition is then sought back to the oldest of them, so
+        they are classified again as if the failed batch had never been accepted.
         """
         partition = failed.partition
         waiting = runtime.flushes.waiting(partition) if runtime.flushes is not None else []
-        later = [
-            record
-            for batch in [*waiting, *runtime.buffer.open_batches(partition)]
-            for record in batch.records
-        ]
+        later_batches = [*waiting, *runtime.buffer.open_batches(partition)]
+        later = [record for batch in later_batches for record in batch.records]
         dependent = any(
             record.dedupe_key is not None or record.outcome is Outcome.DUPLICATE
-            for batch in [*waiting, *runtime.buffer.open_batches(partition)]
+            for batch in later_batches
             if batch.contact_list_id == failed.contact_list_id
             for record in batch.records
         )

@@ -6,8 +6,8 @@ record, so that buffer filled up, and faust then paused every stream until it dr
 by message (its "producer buffer full" warning).
 
 `ChangelogWriter` takes the same writes, and the reads that go with them. It puts each value
-into the partition's RocksDB database at once, with faust's key and value encoding, so the next
-record sees it, and keeps the changelog message. A background task sends all
+into the partition's RocksDB database at once, with faust's key and value encoding, so that the
+next record's look-up finds it, and keeps the changelog message. A background task sends all
 messages kept so far as one Kafka record batch per changelog partition, through a producer of its
 own (idempotent, `acks=all`), in the order they were written, at most LINGER_SECONDS after the
 first of them or as soon as a flush waits, and then stores the partition's
@@ -185,9 +185,9 @@ class ChangelogWriter:
         them: a message may then be in the changelog twice, which recovery reads as the same
         write repeated.
         """
-        taken, self._pending = self._pending, []
+        to_send, self._pending = self._pending, []
         groups: dict[tuple[int, int], list[_Pending]] = {}
-        for pending in taken:
+        for pending in to_send:
             groups.setdefault((id(pending.table), pending.partition), []).append(pending)
         remaining = list(groups.values())
         while remaining:
@@ -216,7 +216,7 @@ class ChangelogWriter:
                 )
                 await asyncio.sleep(RETRY_SECONDS)
             remaining = failed
-        self._acknowledged += len(taken)
+        self._acknowledged += len(to_send)
         self._progress.set()
 
     async def _send_group(self, group: list[_Pending]) -> list[tuple[asyncio.Future[Any], int]]:

@@ -3,9 +3,9 @@
 faust 0.15.3's `Consumer._drain_messages` hands each fetched record to the topic conductor
 through `Service.wait_first(callback(message), suspend_flow.wait())`. That call starts four
 tasks and an `asyncio.wait` per record, so that a rebalance can interrupt a hand-off that waits
-for room in a full stream buffer. On this project's benchmark machine it limited a faust agent
-that does nothing but acknowledge to about 6,500 records per second; awaiting the hand-off
-directly raised that to about 14,800 (BENCHMARKS.md, "Optimisation log").
+for room in a full stream buffer. On the 2-core machine of BENCHMARKS.md, a faust agent that
+only acknowledges reached about 6,500 records per second with that loop. Awaiting the hand-off
+directly raised it to about 14,800.
 
 `drain_messages` is the same loop with one change: while flow control is active and the
 consumer has not suspended its flow, it awaits the hand-off directly. Otherwise (around a

@@ -5,8 +5,8 @@ closed; runners of different partitions overlap. The intake agent waits before i
 another record while `max_waiting` batches wait for their runner, so memory stays bounded.
 
 An exception from a flush is kept and raised to the next caller of `submit`, `wait_for_room`
-or `join`, so the intake agent fails as it did when it flushed inline; the partition's runner
-stops, and its waiting batches stay unflushed, their records unacknowledged.
+or `join`, so the intake agent fails as it did when it flushed inline. The partition's runner
+stops, and its waiting batches stay unflushed, with their records unacknowledged.
 """
 
 from __future__ import annotations

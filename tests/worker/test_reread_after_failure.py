@@ -133,7 +133,8 @@ async def test_later_records_of_the_partition_are_read_again(tmp_path: Path) -> 
         runtime.offsets.track(record.partition, record.offset, record.handle)
     runtime.buffer.add(other_list, "list-2", "list-2")
     runtime.buffer.add(other_partition, "list-1", "list-1")
-    flushes.submit(_batch(0, "list-0", [_record(0, 9, Outcome.REJECTED)]))  # stands for N
+    # The batch in flight before the failed one keeps the partition's runner busy.
+    flushes.submit(_batch(0, "list-0", [_record(0, 9, Outcome.REJECTED)]))
     flushes.submit(waiting)
     await asyncio.sleep(0)
 
