@@ -7,12 +7,16 @@ for room in a full stream buffer. On the 2-core machine of BENCHMARKS.md, a faus
 only acknowledges reached about 6,500 records per second with that loop. Awaiting the hand-off
 directly raised it to about 14,800.
 
-`drain_messages` is the same loop with one change: while flow control is active and the
-consumer has not suspended its flow, it awaits the hand-off directly. Otherwise (around a
-rebalance, and while the consumer is suspended) it uses `wait_first` as faust does. A hand-off
-that started on the direct path and then waits for buffer room finishes when the agent takes
-events from the buffer; events of an older consumer generation are dropped by the stream and
-by the worker's ack gate, as faust drops those it abandons.
+`drain_messages` is the same loop with one change: while flow control is active, the consumer
+has not suspended its flow and every stream buffer of the record's topic has room, it awaits
+the hand-off directly. The hand-off then never waits for buffer room. Otherwise it uses
+`wait_first` as faust does, so that a rebalance still interrupts a waiting hand-off. That
+matters: a rebalance empties the stream buffers without waking a hand-off that waits for room,
+and the agent, finding its buffer empty, would then wait for the blocked loop forever.
+
+When a buffer is full, the loop first waits, interruptible by a suspension, until the fullest
+buffer of the topic is half empty, so that the records after it take the direct path again
+rather than one `wait_first` each.
 
 Everything else is kept: records older than the partition's read offset are dropped, offset
 jumps are recorded as gaps through the consumer's `_add_gap` (which the worker's ack gate
@@ -20,7 +24,8 @@ replaces for its own topics), `broker_commit_every` is honoured, and the loop yi
 loop every 100 records.
 
 It reads faust 0.15.3 internals (`_read_offset`, `_commit_every`, `_n_acked`, `_add_gap`,
-`suspend_flow`, `diag`), which is one reason the package pins that version.
+`suspend_flow`, `diag`, and the conductor's `_topic_name_index` for the stream buffers), which
+is one reason the package pins that version.
 """
 
 from __future__ import annotations
@@ -38,6 +43,9 @@ logger = logging.getLogger(__name__)
 
 # The loop gives other tasks a turn after this many records of one fetch.
 YIELD_EVERY = 100
+
+# How often the loop checks a full stream buffer for room.
+ROOM_POLL_SECONDS = 0.005
 
 
 async def drain_messages(consumer: Any, fetcher: Any) -> None:
@@ -86,11 +94,28 @@ async def _hand_off(consumer: Any, tp: Any, message: Any) -> None:
     if commit_every is not None and consumer._n_acked >= commit_every:
         consumer._n_acked = 0
         await consumer.commit()
-    if consumer.app.flow_control.is_active() and not consumer.suspend_flow.is_set():
+    queues = [channel.queue for channel in consumer.app.topics._topic_name_index[tp.topic]]
+    if any(queue.full() for queue in queues):
+        await consumer.wait_first(_room(queues), consumer.suspend_flow.wait())
+    direct = (
+        consumer.app.flow_control.is_active()
+        and not consumer.suspend_flow.is_set()
+        and not any(queue.full() for queue in queues)
+    )
+    if direct:
         await consumer.callback(message)
     else:
         await consumer.wait_first(consumer.callback(message), consumer.suspend_flow.wait())
     read_offsets[tp] = offset
+
+
+async def _room(queues: list[Any]) -> None:
+    """Return once every queue is at most half full.
+
+    It polls, because a stream buffer signals room only to a waiting `put`.
+    """
+    while any(queue.qsize() > queue.maxsize // 2 for queue in queues):  # noqa: ASYNC110
+        await asyncio.sleep(ROOM_POLL_SECONDS)
 
 
 class WorkerApp(faust.App):
