@@ -61,7 +61,9 @@ async def test_broker_restart_mid_run(private_stack: LocalStack, tmp_path: Path)
 
 
 async def test_workers_rebalance_and_crash(private_stack: LocalStack, tmp_path: Path) -> None:
-    async with fault_run(private_stack, tmp_path, records=12_000, seed=103) as run:
+    # Enough records that the first worker still has some when it is killed: the crash must hit
+    # a worker in the middle of its partitions, so that the other one has to take them over.
+    async with fault_run(private_stack, tmp_path, records=40_000, seed=103) as run:
         run.start_worker("worker-a")
         assert await run.wait_for_progress(1_500, within=90)
 
@@ -78,6 +80,8 @@ async def test_workers_rebalance_and_crash(private_stack: LocalStack, tmp_path: 
         run.start_worker("worker-b")
         assert await run.wait_for_owners({"worker-a", "worker-b"}, within=60)
         assert await run.wait_for_progress(500, within=60)
+        remaining = len(run.workload.events) - run.collector.accounted
+        assert remaining > 0, "every record had an outcome before the crash; raise records"
         run.kill_worker("worker-a")
 
         figures = await run.finish(within=ACCOUNTING_SECONDS, webhook_within=WEBHOOK_SECONDS)
