@@ -30,7 +30,8 @@ pytestmark = [pytest.mark.faults, pytest.mark.integration, pytest.mark.timeout(4
 
 
 async def test_worker_killed_five_times(private_stack: LocalStack, tmp_path: Path) -> None:
-    async with fault_run(private_stack, tmp_path, records=20_000, seed=101) as run:
+    # Enough records that five kills, each followed by a restart, come before the last outcome.
+    async with fault_run(private_stack, tmp_path, records=50_000, seed=101) as run:
         run.start_worker()
         await run.kill_at_random("worker-1", 5, max_delay=4.0, deadline=deadline_in(150))
         figures = await run.finish(within=ACCOUNTING_SECONDS, webhook_within=WEBHOOK_SECONDS)
