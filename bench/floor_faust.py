@@ -1,10 +1,10 @@
 """`python -m bench.floor_faust CONFIG`: what faust's delivery alone costs on this machine.
 
 A faust app with the worker's consumer settings and fetch loop (`stream_app.worker.fetch_loop`)
-runs one agent over the input topic, in a new consumer group, and acknowledges every event
-without looking at it: no decode, no validation, no table, no batch, no I/O. Its rate is the
-most any faust agent reaches on this machine, so `floor_rps / ceiling_rps` shows how much of
-the ceiling a faust-based worker can reach at best.
+runs one agent over the input topic, in a new consumer group. The agent acknowledges every
+event without looking at it: no decode, no validation, no table, no batch and no I/O. Its rate
+is the most any faust agent reaches on this machine, so `floor_rps / ceiling_rps` shows how
+much of the ceiling a faust-based worker can reach at best.
 
 It prints one JSON object: `floor_rps` is the records divided by the time from the first event
 to the last. Then it exits at once: the group is never used again, and stopping faust cleanly
