@@ -42,6 +42,8 @@ MAX_SAMPLES = 150
 MAX_BATCHES = 20
 # Batch ids remembered to count a batch published twice (after a rebalance) only once.
 MAX_REMEMBERED_BATCH_IDS = 10_000
+# Deliveries of batches not listed yet that the board keeps until their batch is.
+MAX_EARLY_WEBHOOKS = 1_000
 
 CONTENT_SECURITY_POLICY = (
     "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; "
@@ -122,6 +124,9 @@ class StatusBoard:
         self.last_webhook_failure_at: float | None = None
         self._batches: deque[BatchRow] = deque(maxlen=max_batches)
         self._seen_batch_ids: OrderedDict[str, None] = OrderedDict()
+        # Deliveries that finished before their batch was listed: the relay can deliver a
+        # result while the flush that published it is still recording its outcome.
+        self._early_webhooks: OrderedDict[str, str] = OrderedDict()
         self._samples: deque[dict[str, Any]] = deque(maxlen=max_samples)
         # The worker has read nothing when the board is created, so the first sample's rate
         # counts every record read before it.
@@ -146,7 +151,9 @@ class StatusBoard:
             rejected=counts.rejected,
             duplicates=counts.duplicates,
             finished_at=self._clock(),
-            webhook="pending" if self.webhook_enabled else "off",
+            webhook=self._early_webhooks.pop(
+                result.batch_id, "pending" if self.webhook_enabled else "off"
+            ),
         )
         self._batches.append(row)
         if not self._remember(result.batch_id):
@@ -188,9 +195,16 @@ class StatusBoard:
         else:
             self.webhook["dead_lettered"] += 1
             self.last_webhook_failure_at = now
+        state = "delivered" if delivered else "dead_lettered"
+        listed = False
         for row in self._batches:
             if row.batch_id == batch_id:
-                row.webhook = "delivered" if delivered else "dead_lettered"
+                row.webhook = state
+                listed = True
+        if not listed:
+            self._early_webhooks[batch_id] = state
+            while len(self._early_webhooks) > MAX_EARLY_WEBHOOKS:
+                self._early_webhooks.popitem(last=False)
 
     def add_sample(self, sample: WorkerSample) -> None:
         """Add one reading to the time series, with records/s since the previous reading."""

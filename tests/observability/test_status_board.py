@@ -156,6 +156,30 @@ def test_board_tracks_webhook_state() -> None:
     }
 
 
+def test_delivery_before_batch_listed() -> None:
+    # The relay can deliver a result while the flush that published it still records it.
+    board = make_board()
+    board.webhook_finished("b-1", delivered=True, attempts=1)
+    board.webhook_finished("b-2", delivered=False, attempts=4)
+
+    board.batch_finished(
+        batch_result("b-1", accepted=1, rejected=0), partition=0, first_offset=0, last_offset=0
+    )
+    board.batch_finished(
+        batch_result("b-2", accepted=1, rejected=0), partition=0, first_offset=1, last_offset=1
+    )
+    board.batch_finished(
+        batch_result("b-3", accepted=1, rejected=0), partition=0, first_offset=2, last_offset=2
+    )
+
+    assert {row["batch_id"]: row["webhook"] for row in board.snapshot()["batches"]} == {
+        "b-1": "delivered",
+        "b-2": "dead_lettered",
+        "b-3": "pending",
+    }
+    assert board.snapshot()["totals"]["webhook_deliveries"] == 1
+
+
 def test_board_keeps_latest_batches_newest_first() -> None:
     board = StatusBoard(
         app_id="stream-app",
