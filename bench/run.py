@@ -446,11 +446,11 @@ def format_table(report: Mapping[str, Any]) -> str:
         ("api_calls_per_1000", report["api_calls_per_1000"]),
         ("api_calls_per_1000_steady", report["api_calls_per_1000_steady"]),
     ]
-    lines = [f"{name:<24} {value}" for name, value in rows]
+    lines = [f"{name:<26} {value}" for name, value in rows]
     lines.append("")
     for name, outcome in report["targets"].items():
         verdict = {True: "holds", False: "MISSED", None: "not measured"}[outcome["holds"]]
-        lines.append(f"{name:<24} {verdict:<13} {outcome['target']} (value {outcome['value']})")
+        lines.append(f"{name:<26} {verdict:<13} {outcome['target']} (value {outcome['value']})")
     return "\n".join(lines)
 
 

@@ -416,7 +416,7 @@ class StreamWorker:
         released = self._release_unfinished(runtime)
         if released:
             logger.info(
-                "%s: left %d records (%d open batches) to be read again",
+                "%s: left %d records (%d open or waiting batches) to be read again",
                 occasion,
                 released,
                 len(abandoned),
