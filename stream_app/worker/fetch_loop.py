@@ -7,9 +7,10 @@ for room in a full stream buffer. On the 2-core machine of BENCHMARKS.md, a faus
 only acknowledges reached about 6,500 records per second with that loop. Awaiting the hand-off
 directly raised it to about 14,800.
 
-`drain_messages` is the same loop with one change: while flow control is active, the consumer
-has not suspended its flow and every stream buffer of the record's topic has room, it awaits
-the hand-off directly. The hand-off then never waits for buffer room. Otherwise it uses
+`drain_messages` is the same loop except for the hand-off. While flow control is active, the
+consumer has not suspended its flow and every stream buffer of the record's topic has room, it
+awaits the hand-off directly: each buffer then has room for the record, so the hand-off cannot
+wait for room. Otherwise it uses
 `wait_first` as faust does, so that a rebalance still interrupts a waiting hand-off. That
 matters: a rebalance empties the stream buffers without waking a hand-off that waits for room,
 and the agent, finding its buffer empty, would then wait for the blocked loop forever.
@@ -95,12 +96,12 @@ async def _hand_off(consumer: Any, tp: Any, message: Any) -> None:
         consumer._n_acked = 0
         await consumer.commit()
     queues = [channel.queue for channel in consumer.app.topics._topic_name_index[tp.topic]]
-    if any(queue.full() for queue in queues):
+    full = any(queue.full() for queue in queues)
+    if full:
         await consumer.wait_first(_room(queues), consumer.suspend_flow.wait())
+        full = any(queue.full() for queue in queues)
     direct = (
-        consumer.app.flow_control.is_active()
-        and not consumer.suspend_flow.is_set()
-        and not any(queue.full() for queue in queues)
+        consumer.app.flow_control.is_active() and not consumer.suspend_flow.is_set() and not full
     )
     if direct:
         await consumer.callback(message)
