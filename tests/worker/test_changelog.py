@@ -11,14 +11,13 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from faust.types import TP
 
-from local_stack.stack import PROJECT_ROOT, LocalStack
+from local_stack.stack import LocalStack
 from stream_app.settings import Settings
 from stream_app.webhook_resend import kafka_client_options
 from stream_app.worker.app import StreamWorker
 from stream_app.worker.changelog import ChangelogWriter
 from stream_app.worker.event_context import event_context
-
-MAPPING_FILE = PROJECT_ROOT / "stream_app" / "demo_data" / "cms-hospitals.mapping.toml"
+from tests.worker.support import worker_settings
 
 
 class _Message:
@@ -59,15 +58,7 @@ async def _read_topic(settings: Settings, topic: str, partitions: int) -> dict[i
 async def test_writes_reach_store_and_changelog_in_order(
     local_stack: LocalStack, tmp_path: Path, unique_name: str
 ) -> None:
-    settings = Settings.from_environ(
-        {
-            **local_stack.env(),
-            "STREAM_APP_APP_ID": unique_name,
-            "STREAM_APP_TOPICS__CONTACT_EVENTS": f"{unique_name}-events",
-            "STREAM_APP_DATA_DIR": str(tmp_path / "data"),
-            "STREAM_APP_MAPPING_FILE": str(MAPPING_FILE),
-        }
-    )
+    settings = worker_settings(local_stack.env(), tmp_path, unique_name)
     worker = StreamWorker(settings)
     table = worker.dedupe_table
     topic = table.changelog_topic.get_topic_name()

@@ -8,28 +8,17 @@ from pathlib import Path
 import pytest
 from faust.types import TP
 
-from local_stack.stack import PROJECT_ROOT, LocalStack
-from stream_app.settings import Settings
+from local_stack.stack import LocalStack
 from stream_app.topics import ensure_topics
 from stream_app.worker.app import StreamWorker
-
-MAPPING_FILE = PROJECT_ROOT / "stream_app" / "demo_data" / "cms-hospitals.mapping.toml"
+from tests.worker.support import worker_settings
 
 
 @pytest.mark.integration
 async def test_start_offsets_of_both_agents_at_once(
     local_stack: LocalStack, tmp_path: Path, unique_name: str
 ) -> None:
-    settings = Settings.from_environ(
-        {
-            **local_stack.env(),
-            "STREAM_APP_APP_ID": unique_name,
-            "STREAM_APP_TOPICS__CONTACT_EVENTS": f"{unique_name}-events",
-            "STREAM_APP_TOPICS__IMPORT_RESULTS": f"{unique_name}-results",
-            "STREAM_APP_DATA_DIR": str(tmp_path / "data"),
-            "STREAM_APP_MAPPING_FILE": str(MAPPING_FILE),
-        }
-    )
+    settings = worker_settings(local_stack.env(), tmp_path, unique_name)
     await ensure_topics(settings)
     worker = StreamWorker(settings)
     try:
