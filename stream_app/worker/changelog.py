@@ -7,12 +7,12 @@ by message (its "producer buffer full" warning).
 
 `ChangelogWriter` takes the same writes, and the reads that go with them. It puts each value
 into the partition's RocksDB database at once, with faust's key and value encoding, so that the
-next record's look-up finds it, and keeps the changelog message. A background task sends all
-messages kept so far as one Kafka record batch per changelog partition, through a producer of its
-own (idempotent, `acks=all`), in the order they were written, at most LINGER_SECONDS after the
-first of them or as soon as a flush waits, and then stores the partition's
-last offset as the store's persisted offset, as faust does after each changelog send.
-`flush()` waits until Kafka has every message written before the call.
+next record's look-up finds it, and keeps the changelog message. A background task sends the
+messages kept so far through a producer of its own (idempotent, `acks=all`). It sends them at
+most LINGER_SECONDS after the first of them, or as soon as a flush waits, as record batches per
+changelog partition in the order they were written. Then it stores each partition's last offset
+as the store's persisted offset, as faust does after each changelog send. `flush()` waits until
+Kafka has every message written before the call.
 
 The messages are what faust would have sent: the same topic, partition, key and value bytes (the
 table's own serializers), and a tombstone for a deletion, so faust's recovery reads them as
@@ -263,7 +263,7 @@ def _database(table: Any, partition: int) -> Any:
 
     faust's RocksDB store keeps one database per partition. Its own `__getitem__` searches every
     partition's database for a key it has not indexed, and its `__setitem__` takes the partition
-    from the current event; going to the partition's database directly costs one look-up. This
+    from the current event. Going to the partition's database directly costs one look-up. This
     is faust-streaming 0.15.3's private `_db_for_partition`, which the package pins.
     """
     return table.data._db_for_partition(partition)

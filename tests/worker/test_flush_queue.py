@@ -40,7 +40,7 @@ async def _settle() -> None:
         await asyncio.sleep(0)
 
 
-async def test_one_flush_per_partition_at_a_time_in_closing_order() -> None:
+async def test_partition_flushes_in_closing_order() -> None:
     recorder = _Recorder()
     queue = FlushQueue(recorder.flush, max_waiting=10)
     for number in range(3):
@@ -63,7 +63,7 @@ async def test_one_flush_per_partition_at_a_time_in_closing_order() -> None:
     assert len(queue) == 0
 
 
-async def test_wait_for_room_holds_while_max_waiting_batches_wait() -> None:
+async def test_wait_for_room_at_max_waiting() -> None:
     recorder = _Recorder()
     queue = FlushQueue(recorder.flush, max_waiting=2)
     for number in range(3):  # one runs, two wait
@@ -84,7 +84,7 @@ async def test_wait_for_room_holds_while_max_waiting_batches_wait() -> None:
     await asyncio.wait_for(queue.join(), 5)
 
 
-async def test_cancel_waiting_leaves_the_running_flush() -> None:
+async def test_cancel_waiting_keeps_running_flush() -> None:
     recorder = _Recorder()
     queue = FlushQueue(recorder.flush, max_waiting=10)
     for number in range(3):
@@ -104,7 +104,7 @@ async def test_cancel_waiting_leaves_the_running_flush() -> None:
     assert sorted(recorder.finished) == [(0, "list-0"), (1, "list-5"), (1, "list-6")]
 
 
-async def test_a_failed_flush_is_raised_to_the_next_caller() -> None:
+async def test_flush_error_raised_to_caller() -> None:
     recorder = _Recorder()
     recorder.fail.add((0, "list-0"))
     queue = FlushQueue(recorder.flush, max_waiting=10)
