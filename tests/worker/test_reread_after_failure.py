@@ -79,7 +79,7 @@ def _batch(partition: int, list_id: str, records: list[BatchRecord]) -> Batch:
     return Batch(TOPIC, partition, list_id, list_id, opened_at=0.0, records=records)
 
 
-async def test_later_records_of_the_partition_are_read_again(tmp_path: Path) -> None:
+async def test_failed_batch_rereads_later_records(tmp_path: Path) -> None:
     settings = Settings.from_environ(
         {
             "STREAM_APP_APP_ID": "reread-test",
