@@ -17,6 +17,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
+from schemas.reason import Reason
 from stream_app.errors import DecodeError
 from stream_app.intake.decode import DebeziumOptions, decode_message
 from stream_app.mapping import FieldMapping, map_fields
@@ -42,6 +43,7 @@ class Classified:
     contact_id: str | None = None
     operation: str | None = None
     data: dict[str, str] = field(default_factory=dict)
+    reasons: tuple[Reason, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -129,4 +131,7 @@ def classify(
     checked = validate_contact(mapped, schema, options)
     if isinstance(checked, ValidContact) and not problems:
         return Classified(Verdict.VALID, decoded.contact_id, decoded.operation, checked.data)
-    return Classified(Verdict.REJECTED, decoded.contact_id, decoded.operation)
+    reasons = [*problems, *([] if isinstance(checked, ValidContact) else checked)]
+    return Classified(
+        Verdict.REJECTED, decoded.contact_id, decoded.operation, reasons=tuple(reasons)
+    )

@@ -344,6 +344,7 @@ async def _measure(run: FaultRun, args: argparse.Namespace) -> dict[str, Any]:
     ceiling = await run_reference("bench.ceiling", config_path, run.base_env, logs / "ceiling.log")
     floor = await run_reference("bench.floor_faust", config_path, run.base_env, logs / "floor.log")
     peer = await run_reference("bench.peer_quix", config_path, run.base_env, logs / "peer.log")
+    steps = await run_reference("bench.steps", config_path, run.base_env, logs / "steps.log")
     return build_report(
         args,
         run,
@@ -354,6 +355,7 @@ async def _measure(run: FaultRun, args: argparse.Namespace) -> dict[str, Any]:
         ceiling=ceiling,
         floor=floor,
         peer=peer,
+        steps=steps,
     )
 
 
@@ -368,10 +370,12 @@ def build_report(
     ceiling: dict[str, Any],
     floor: dict[str, Any],
     peer: dict[str, Any],
+    steps: dict[str, Any],
 ) -> dict[str, Any]:
     """Combine the phases' figures with the reference runs, the targets, settings and machine."""
     throughput = unpaced["throughput_rps"]
     settings = run.settings
+    bound = steps_bound_rps(ceiling.get("ceiling_rps"), steps.get("us_per_record_beyond_intake"))
     figures: dict[str, Any] = {
         "records": unpaced["records"],
         "throughput_rps": throughput,
@@ -383,6 +387,9 @@ def build_report(
         "faust_floor_to_ceiling": _round(
             ratio(floor.get("floor_rps"), ceiling.get("ceiling_rps")), 3
         ),
+        "steps_us_per_record_beyond_intake": steps.get("us_per_record_beyond_intake"),
+        "steps_bound_rps": _round(bound),
+        "steps_bound_to_ceiling": _round(ratio(bound, ceiling.get("ceiling_rps")), 3),
         "p50_ms": paced["latency"]["p50_ms"],
         "p99_ms": paced["latency"]["p99_ms"],
         "p50_ms_at_max": unpaced["latency"]["p50_ms"],
@@ -401,6 +408,7 @@ def build_report(
         "ceiling": ceiling,
         "faust_floor": floor,
         "peer": peer,
+        "steps": steps,
         "settings": {
             "records": args.records,
             "seed": args.seed,
@@ -426,6 +434,17 @@ def build_report(
     }
 
 
+def steps_bound_rps(ceiling_rps: float | None, beyond_intake_us: float | None) -> float | None:
+    """Return the ceiling slowed down by the worker's steps beyond the intake (`bench.steps`).
+
+    That is the most the worker could reach with its current steps if faust's delivery, the
+    Kafka writes and the HTTP and S3 round trips cost nothing.
+    """
+    if not ceiling_rps or beyond_intake_us is None:
+        return None
+    return 1 / (1 / ceiling_rps + beyond_intake_us / 1e6)
+
+
 def format_table(report: Mapping[str, Any]) -> str:
     """Return the main figures and the targets as a plain-text table."""
     rows = [
@@ -437,6 +456,8 @@ def format_table(report: Mapping[str, Any]) -> str:
         ("ratio_to_peer", report["ratio_to_peer"]),
         ("faust_floor_rps", report["faust_floor_rps"]),
         ("faust_floor_to_ceiling", report["faust_floor_to_ceiling"]),
+        ("steps_bound_rps", report["steps_bound_rps"]),
+        ("steps_bound_to_ceiling", report["steps_bound_to_ceiling"]),
         ("p50_ms (paced)", report["p50_ms"]),
         ("p99_ms (paced)", report["p99_ms"]),
         ("p50_ms_at_max", report["p50_ms_at_max"]),
