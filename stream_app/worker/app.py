@@ -55,10 +55,10 @@ from schemas.import_result import ImportResult
 from schemas.reason import Reason
 from schemas.rejected_record import RejectedRecord, Stage
 from stream_app.archive import BatchArchive
-from stream_app.errors import ConfigurationError, DecodeError
+from stream_app.errors import ConfigurationError
 from stream_app.genesys.client import GenesysClient
-from stream_app.intake.decode import DebeziumOptions, decode_message
-from stream_app.mapping import FieldMapping, ListMapping, load_mapping, map_fields
+from stream_app.intake.decode import DebeziumOptions
+from stream_app.mapping import FieldMapping, ListMapping, load_mapping
 from stream_app.observability import metrics, spans
 from stream_app.observability.outcomes import OutcomeRecorder
 from stream_app.observability.propagation import headers_for_span_context, inject_headers
@@ -68,7 +68,6 @@ from stream_app.pipeline.flush import BatchFlusher, FlushReport, record_request_
 from stream_app.pipeline.offsets import Continuity, ContinuityGuard, OffsetTracker
 from stream_app.pipeline.progress import BatchProgress
 from stream_app.settings import DedupeSettings, Settings
-from stream_app.validation.contact import ValidationOptions, ValidContact, validate_contact
 from stream_app.validation.contact_list import ContactListSchema
 from stream_app.webhook import WebhookSender
 from stream_app.webhook_resend import kafka_client_options
@@ -76,12 +75,17 @@ from stream_app.worker.changelog import ChangelogWriter
 from stream_app.worker.event_context import event_context
 from stream_app.worker.fetch_loop import WorkerApp
 from stream_app.worker.flush_queue import FlushQueue
-from stream_app.worker.lists import ContactListCache, ContactListNotFoundError
+from stream_app.worker.lists import ContactListCache
+from stream_app.worker.prepare import Checked, Prepared, check_contact, prepare
 
 logger = logging.getLogger(__name__)
 
 # The messages a batch's flush sent to Kafka (dead letters), awaited before its result counts.
 _batch_sends: contextvars.ContextVar[list[Any]] = contextvars.ContextVar("batch_sends")
+
+
+TAKE_MAX_EVENTS = 500
+TAKE_WITHIN_SECONDS = 0.02
 
 
 def kafka_broker_url(settings: Settings) -> str:
@@ -179,6 +183,16 @@ def _dead_letter_key(key: bytes | None) -> bytes | None:
     if key is None or len(key) <= MAX_DEAD_LETTER_KEY_BYTES:
         return key
     return b"sha256:" + hashlib.sha256(key).hexdigest().encode()
+
+
+def _apply(record: BatchRecord, checked: Checked) -> None:
+    """Give `record` its clean data, or reject it with the reasons of `checked`."""
+    if checked.data is not None:
+        record.data = checked.data
+        return
+    record.outcome = Outcome.REJECTED
+    record.reasons = checked.reasons
+    record.rejected_stage = checked.stage
 
 
 @dataclass
@@ -611,13 +625,16 @@ class StreamWorker:
         self._install_ack_gate()
         runtime = await self._start_runtime()
         flushes = runtime.flushes
-        async for event in stream.noack().events():
-            if flushes is not None:
-                await self._wait_for_flushes(flushes)
-            async with runtime.lock:
-                with spans.process_span(event, self.settings.app_id):
-                    closed = await self._classify(runtime, event)
-                await self._dispatch(runtime, closed)
+        async for events in stream.noack_take(TAKE_MAX_EVENTS, within=TAKE_WITHIN_SECONDS):
+            prepared = await self._prepare(runtime, events)
+            for event, ready in zip(events, prepared, strict=True):
+                if flushes is not None:
+                    await self._wait_for_flushes(flushes)
+                async with runtime.lock:
+                    # faust sets the current event only for streams that iterate event by event.
+                    with event_context(event), spans.process_span(event, self.settings.app_id):
+                        closed = await self._classify(runtime, event, ready)
+                    await self._dispatch(runtime, closed)
 
     def _flushes_in_background(self) -> bool:
         """Return True when closed batches are flushed while the intake reads on.
@@ -765,7 +782,19 @@ class StreamWorker:
 
     # Steps
 
-    async def _classify(self, runtime: Runtime, event: Any) -> list[Batch]:
+    async def _prepare(self, runtime: Runtime, events: list[Any]) -> list[Prepared]:
+        """Decode and validate a chunk of events step by step (see `stream_app.worker.prepare`)."""
+        return await prepare(
+            [event.value for event in events],
+            mapping=self.mapping,
+            validation=self.settings.validation,
+            debezium=self.debezium,
+            lookup=runtime.lists.get,
+            validate=not spans.recording(),
+        )
+
+    async def _classify(self, runtime: Runtime, event: Any, ready: Prepared) -> list[Batch]:
+        """Admit `event` and route, deduplicate and batch it, with what `_prepare` found for it."""
         message = event.message
         raw_value: bytes | None = event.value
         key: bytes | None = event.key
@@ -773,21 +802,16 @@ class StreamWorker:
             return []
         runtime.offsets.track(message.partition, message.offset, event)
         metrics.record_admitted(message.topic)
-        try:
-            decoded = decode_message(
-                raw_value,
-                max_bytes=self.settings.validation.max_message_bytes,
-                debezium=self.debezium,
-            )
-        except DecodeError as exc:
-            await self._dead_letter_now(event, "decode", exc.reasons)
+        if ready.decode_error is not None:
+            await self._dead_letter_now(event, "decode", ready.decode_error.reasons)
             return []
+        decoded = ready.decoded
         if decoded is None:
             self._done(runtime, message.partition, [message.offset])  # a tombstone
             return []
 
-        reference = decoded.contact_list or self.mapping.default_contact_list
-        list_mapping = self.mapping.for_list(reference) if reference else None
+        reference = ready.reference
+        list_mapping = ready.list_mapping
         if reference is None or list_mapping is None:
             reason = Reason(
                 field="contact_list",
@@ -801,14 +825,13 @@ class StreamWorker:
             await self._dead_letter_now(event, "routing", [reason], decoded=decoded)
             return []
 
-        try:
-            schema = await runtime.lists.get(list_mapping.contact_list)
-        except ContactListNotFoundError as exc:
+        schema = ready.schema
+        if schema is None:
             reason = Reason(
                 field="contact_list",
                 value_masked=reference,
                 rule="contact_list.unknown",
-                message=str(exc),
+                message=str(ready.list_error),
                 fix="create the contact list in Genesys Cloud or correct the mapping file",
             )
             await self._dead_letter_now(event, "routing", [reason], decoded=decoded)
@@ -830,9 +853,12 @@ class StreamWorker:
             span_context=spans.current_span_context(),
         )
         if decoded.operation == "upsert":
-            with spans.validation_span() as span:
-                self._validate(record, decoded, list_mapping, schema)
-                spans.set_validation_result(span, record.reasons)
+            checked = ready.checked
+            if checked is None:
+                with spans.validation_span() as span:
+                    checked = check_contact(decoded, list_mapping, schema, self.settings.validation)
+                    spans.set_validation_result(span, checked.reasons)
+            _apply(record, checked)
         else:
             record.data = {}
         if record.outcome is Outcome.SUBMIT:
@@ -840,30 +866,6 @@ class StreamWorker:
         metrics.record_classified(record.outcome)
         plan = progress.covering(self._plans_for(record.partition, schema.list_id), record.offset)
         return runtime.buffer.add(record, schema.list_id, schema.name, plan)
-
-    def _validate(
-        self,
-        record: BatchRecord,
-        decoded: ContactEvent,
-        list_mapping: ListMapping,
-        schema: ContactListSchema,
-    ) -> None:
-        mapped, problems = map_fields(decoded.fields, list_mapping)
-        options = ValidationOptions(
-            phone_region=list_mapping.phone_region,
-            newline_policy=self.settings.validation.newline_policy,
-            id_column=list_mapping.id_column,
-        )
-        checked = validate_contact(mapped, schema, options)
-        reasons = list(problems)
-        if isinstance(checked, ValidContact) and not reasons:
-            record.data = checked.data
-            return
-        if not isinstance(checked, ValidContact):
-            reasons.extend(checked)
-        record.outcome = Outcome.REJECTED
-        record.reasons = tuple(reasons)
-        record.rejected_stage = "mapping" if problems else "validation"
 
     def _dedupe(self, record: BatchRecord, schema: ContactListSchema) -> None:
         list_id = schema.list_id
