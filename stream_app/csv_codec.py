@@ -19,6 +19,7 @@ import codecs
 import csv
 import io
 import json
+import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -209,9 +210,13 @@ def _encode_record(values: Sequence[str]) -> str:
     return ",".join(_encode_field(value) for value in values)
 
 
+# A field is quoted when it holds a comma, a quote or any character for which str.isspace() is
+# true: `\s` of a str pattern is that same test, and covers CR and LF.
+_NEEDS_QUOTES = re.compile(r'[,"\s]')
+
+
 def _encode_field(value: str) -> str:
-    needs_quotes = any(char in ',"\r\n' or char.isspace() for char in value)
-    if not needs_quotes:
+    if _NEEDS_QUOTES.search(value) is None:
         return value
     return '"' + value.replace('"', '""') + '"'
 

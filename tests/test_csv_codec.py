@@ -30,6 +30,9 @@ def test_encode_csv_layout() -> None:
         ("line\r\nbreak", '"line\r\nbreak"'),
         ("line\nbreak", '"line\nbreak"'),
         ("O\u2019Brien", "O\u2019Brien"),
+        ("no\u00a0break", '"no\u00a0break"'),
+        ("para\u2029graph", '"para\u2029graph"'),
+        ("form\x0cfeed", '"form\x0cfeed"'),
     ],
 )
 def test_encode_csv_quoting(value: str, encoded: str) -> None:
