@@ -1,14 +1,14 @@
 """`python -m bench.steps CONFIG`: what the worker's own steps cost per record, with no I/O.
 
 It reads the records of CONFIG (a `bench.intake_steps.ReferenceConfig` file) into memory with a
-plain aiokafka consumer, untimed. Then it runs the worker's steps on them in this process, one
-record after the other as the intake does, and times each step:
+plain aiokafka consumer, untimed. Then it runs the worker's steps on them in this process, in
+chunks of the size the intake agent takes, the way the agent does, and times each step:
 
-- `intake`: `bench.intake_steps.classify` (decode, route, map, validate), which is what the
-  ceiling runs on each fetched record;
-- `dedupe`: the identity key, the content fingerprint, the RocksDB look-up, `dedupe.decide`, the
-  new entry, the RocksDB write and the changelog message appended to a Kafka record batch (never
-  sent), in the order of `StreamWorker._dedupe`;
+- `intake`: `stream_app.worker.prepare.prepare` over the chunk (decode, route, map, validate,
+  each over the whole chunk), which is the work the ceiling does record by record;
+- `dedupe`: for each record in turn, the identity key, the content fingerprint, the RocksDB
+  look-up, `dedupe.decide`, the new entry, the RocksDB write and the changelog message appended
+  to a Kafka record batch (never sent), in the order of `StreamWorker._dedupe`;
 - `batching`: the `BatchRecord` and `BatchBuffer.add`;
 - `flush`: `BatchFlusher.flush` for each closed batch, with the real `GenesysClient` on an
   in-memory HTTP transport that answers at once, the real `BatchArchive` on an S3 client that
@@ -17,8 +17,8 @@ record after the other as the intake does, and times each step:
 Left out, because they are I/O or faust's: the fetch, faust's delivery of each event, the Kafka
 produce requests and their acknowledgements, the HTTP and S3 round trips, the webhook relay and
 the offset commits. So the sum is a lower bound of the worker's time per record. `bench.run`
-adds it to the ceiling's time per record to show the most the worker could reach with these steps
-if all of that cost nothing.
+adds the steps after the intake to the ceiling's time per record, to show the most the worker
+could reach with these steps if all of that cost nothing.
 
 Each figure is the best of `--rounds` rounds, each on a fresh RocksDB database. It prints one
 JSON object. The worker's STREAM_APP_* settings come from the environment.
@@ -43,7 +43,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.producer.message_accumulator import BatchBuilder
 from rocksdict import Rdict
 
-from bench.intake_steps import ReferenceConfig, Verdict, classify, debezium_options
+from bench.intake_steps import ReferenceConfig, debezium_options
 from schemas.import_result import ImportResult
 from schemas.rejected_record import RejectedRecord
 from stream_app.archive import BatchArchive
@@ -56,6 +56,8 @@ from stream_app.pipeline.progress import BatchProgress
 from stream_app.settings import Settings
 from stream_app.validation.contact_list import ContactListSchema
 from stream_app.webhook_resend import kafka_client_options
+from stream_app.worker.app import TAKE_MAX_EVENTS
+from stream_app.worker.prepare import Prepared, prepare
 
 logger = logging.getLogger(__name__)
 
@@ -165,35 +167,56 @@ class _Round:
             self.settings, genesys, archive, self._publish_rejected, self._publish_result
         )
         try:
-            for partition, offset, value in values:
-                closed = self._intake(partition, offset, value)
-                if closed:
-                    await self._flush(flusher, closed)
+            for start in range(0, len(values), TAKE_MAX_EVENTS):
+                chunk = values[start : start + TAKE_MAX_EVENTS]
+                started = time.perf_counter()
+                prepared = await prepare(
+                    [value for _, _, value in chunk],
+                    mapping=self.mapping,
+                    validation=self.settings.validation,
+                    debezium=self.debezium,
+                    lookup=self._lookup,
+                    validate=True,
+                )
+                self.seconds["intake"] += time.perf_counter() - started
+                for (partition, offset, value), ready in zip(chunk, prepared, strict=True):
+                    closed = self._intake(partition, offset, value, ready)
+                    if closed:
+                        await self._flush(flusher, closed)
             await self._flush(flusher, self.buffer.pop_all())
         finally:
             await genesys.aclose()
             self.db.close()
 
-    def _intake(self, partition: int, offset: int, value: bytes) -> list[Batch]:
+    async def _lookup(self, reference: str) -> ContactListSchema:
+        return self.schema
+
+    def _intake(self, partition: int, offset: int, value: bytes, ready: Prepared) -> list[Batch]:
+        if ready.decoded is None or ready.schema is None:
+            # The worker dead-letters these at once (or drops a tombstone); the workload has none.
+            self.outcomes["not_batched"] += 1
+            return []
         clock = time.perf_counter
         started = clock()
-        classified = classify(value, self.settings, self.mapping, self.schema, self.debezium)
-        classified_at = clock()
-        self.seconds["intake"] += classified_at - started
-
         record = BatchRecord(
             partition=partition, offset=offset, outcome=Outcome.SUBMIT, raw_value=value
         )
-        if classified.verdict in (Verdict.VALID, Verdict.DELETE):
-            record.contact_id = classified.contact_id
-            record.operation = classified.operation or "upsert"
-            record.data = classified.data
+        decoded = ready.decoded
+        checked = ready.checked
+        if decoded.operation == "delete":
+            record.contact_id = decoded.contact_id
+            record.operation = decoded.operation
+            record.data = {}
+            self._dedupe(record)
+        elif checked is not None and checked.data is not None:
+            record.contact_id = decoded.contact_id
+            record.data = checked.data
             self._dedupe(record)
         else:
             record.outcome = Outcome.REJECTED
-            record.reasons = classified.reasons
+            record.reasons = checked.reasons if checked is not None else ()
         deduped_at = clock()
-        self.seconds["dedupe"] += deduped_at - classified_at
+        self.seconds["dedupe"] += deduped_at - started
 
         record.size = len(value)
         closed = self.buffer.add(record, self.schema.list_id, self.schema.name)
