@@ -35,6 +35,7 @@ Design notes that follow from faust 0.15 behaviour:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import hashlib
 import json
@@ -626,13 +627,20 @@ class StreamWorker:
         runtime = await self._start_runtime()
         flushes = runtime.flushes
         async for events in stream.noack_take(TAKE_MAX_EVENTS, within=TAKE_WITHIN_SECONDS):
-            prepared = await self._prepare(runtime, events)
+            # Looked up once per chunk: without tracing, no record pays for its span.
+            recording = spans.recording()
+            prepared = await self._prepare(runtime, events, validate=not recording)
             for event, ready in zip(events, prepared, strict=True):
                 if flushes is not None:
                     await self._wait_for_flushes(flushes)
+                span = (
+                    spans.process_span(event, self.settings.app_id)
+                    if recording
+                    else contextlib.nullcontext()
+                )
                 async with runtime.lock:
                     # faust sets the current event only for streams that iterate event by event.
-                    with event_context(event), spans.process_span(event, self.settings.app_id):
+                    with event_context(event), span:
                         closed = await self._classify(runtime, event, ready)
                     await self._dispatch(runtime, closed)
 
@@ -782,7 +790,9 @@ class StreamWorker:
 
     # Steps
 
-    async def _prepare(self, runtime: Runtime, events: list[Any]) -> list[Prepared]:
+    async def _prepare(
+        self, runtime: Runtime, events: list[Any], *, validate: bool
+    ) -> list[Prepared]:
         """Decode and validate a chunk of events step by step (see `stream_app.worker.prepare`)."""
         return await prepare(
             [event.value for event in events],
@@ -790,7 +800,7 @@ class StreamWorker:
             validation=self.settings.validation,
             debezium=self.debezium,
             lookup=runtime.lists.get,
-            validate=not spans.recording(),
+            validate=validate,
         )
 
     async def _classify(self, runtime: Runtime, event: Any, ready: Prepared) -> list[Batch]:
