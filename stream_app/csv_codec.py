@@ -66,7 +66,16 @@ def encode_csv(
         raise ValueError(f"column names repeat: {list(column_names)}")
 
     lines = [_encode_record(column_names)]
+    width = len(column_names)
     for index, row in enumerate(rows):
+        # A list of strings of the right length is encoded as it is; anything else goes through
+        # `_row_values`, which maps it to a list or raises the error that names the problem.
+        if type(row) is list and len(row) == width:
+            try:
+                lines.append(_encode_record(row))
+                continue
+            except TypeError:
+                pass
         lines.append(_encode_record(_row_values(column_names, row, index)))
 
     text = "".join(line + _CRLF for line in lines)
@@ -204,21 +213,19 @@ def detect_encoding(data: bytes) -> str:
     return best.encoding
 
 
-def _encode_record(values: Sequence[str]) -> str:
-    if len(values) == 1 and values[0] == "":
-        return '""'
-    return ",".join(_encode_field(value) for value in values)
-
-
 # A field is quoted when it holds a comma, a quote or any character for which str.isspace() is
 # true: `\s` of a str pattern is that same test, and covers CR and LF.
 _NEEDS_QUOTES = re.compile(r'[,"\s]')
 
 
-def _encode_field(value: str) -> str:
-    if _NEEDS_QUOTES.search(value) is None:
-        return value
-    return '"' + value.replace('"', '""') + '"'
+def _encode_record(values: Sequence[str]) -> str:
+    """Encode one record; raise TypeError if a value is not a string."""
+    if len(values) == 1 and values[0] == "":
+        return '""'
+    search = _NEEDS_QUOTES.search
+    return ",".join(
+        value if search(value) is None else '"' + value.replace('"', '""') + '"' for value in values
+    )
 
 
 def _row_values(

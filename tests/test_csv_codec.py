@@ -74,6 +74,8 @@ def test_encode_csv_accepts_mapping_rows() -> None:
         (["id", "name"], [["1"]], "row 0 has 1 values, expected 2"),
         (["id", "name"], [{"id": "1"}], "row 0 has no value for column"),
         (["id"], [[1]], "row 0 has a int value"),
+        (["id", "name"], [["1", "a"], ["2", None]], "row 1 has a NoneType value"),
+        (["id"], [[b"1"]], "row 0 has a bytes value"),
         (["id"], ["1"], "row 0 is a string"),
         (["id"], [["\ud800"]], "cannot be encoded as UTF-8"),
     ],
