@@ -29,7 +29,9 @@ from typing import Any
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
+from faust.serializers.codecs import get_codec
 from faust.types import TP
+from mode.utils.compat import want_str
 
 logger = logging.getLogger(__name__)
 
@@ -41,6 +43,12 @@ RETRY_SECONDS = 1.0
 
 # How long the sender lets writes gather before it sends them, when no flush waits for them.
 LINGER_SECONDS = 0.1
+
+
+@dataclass(frozen=True, slots=True)
+class _StrCodecs:
+    key: Any
+    value: Any
 
 
 @dataclass(slots=True)
@@ -67,6 +75,7 @@ class ChangelogWriter:
         self._progress = asyncio.Event()
         self._sender: asyncio.Task[None] | None = None
         self._error: BaseException | None = None
+        self._codecs: dict[int, _StrCodecs | None] = {}
 
     async def start(self) -> None:
         await self._producer.start()
@@ -103,10 +112,7 @@ class ChangelogWriter:
         value_bytes = _database(table, partition).get(key_bytes)
         if value_bytes is None:
             return None
-        value: str = self._app.serializers.loads_value(
-            table.value_type, value_bytes, serializer=table.value_serializer
-        )
-        return value
+        return self._decode_value(table, value_bytes)
 
     def set(self, table: Any, partition: int, key: str, value: str) -> None:
         """Set `key` to `value` for a record of `partition`; send the change later.
@@ -142,6 +148,9 @@ class ChangelogWriter:
         self._raise_error()
 
     def _encode(self, table: Any, key: str, value: str | None) -> tuple[bytes, bytes | None]:
+        codecs = self._codecs_for(table)
+        if codecs is not None:
+            return codecs.key.dumps(key), None if value is None else codecs.value.dumps(value)
         serializers = self._app.serializers
         key_bytes = serializers.dumps_key(table.key_type, key, serializer=table.key_serializer)
         if value is None:
@@ -150,6 +159,37 @@ class ChangelogWriter:
             table.value_type, value, serializer=table.value_serializer
         )
         return key_bytes, value_bytes
+
+    def _decode_value(self, table: Any, value_bytes: bytes) -> str:
+        codecs = self._codecs_for(table)
+        if codecs is not None:
+            decoded: str = want_str(codecs.value.loads(value_bytes))
+            return decoded
+        value: str = self._app.serializers.loads_value(
+            table.value_type, value_bytes, serializer=table.value_serializer
+        )
+        return value
+
+    def _codecs_for(self, table: Any) -> _StrCodecs | None:
+        """Return the codecs of a table with str keys and values, resolved once, or None.
+
+        faust's serializer registry resolves the codec on every call, which cost a few
+        microseconds per record. For str keys and values it picks the codec as done here (the
+        table's serializer, else the app's, else raw) and applies it directly;
+        tests/worker/test_changelog.py checks that the bytes are equal.
+        """
+        try:
+            return self._codecs[id(table)]
+        except KeyError:
+            codecs = None
+            if table.key_type is str and table.value_type is str:
+                registry = self._app.serializers
+                codecs = _StrCodecs(
+                    get_codec(table.key_serializer or registry.key_serializer or "raw"),
+                    get_codec(table.value_serializer or registry.value_serializer or "raw"),
+                )
+            self._codecs[id(table)] = codecs
+            return codecs
 
     def _keep(self, pending: _Pending) -> None:
         self._raise_error()

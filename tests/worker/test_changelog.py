@@ -114,3 +114,29 @@ async def test_writes_reach_store_and_changelog_in_order(
     # The store remembers the changelog offset it holds, so recovery starts after it.
     for partition in (0, 1):
         assert table.data.persisted_offset(TP(topic, partition)) == records[partition][-1].offset
+
+
+async def test_codecs_encode_like_fausts_registry(tmp_path: Path) -> None:
+    settings = worker_settings({}, tmp_path, "codecs")
+    worker = StreamWorker(settings)
+    writer = ChangelogWriter(worker.app, {"bootstrap_servers": "127.0.0.1:9"})
+    serializers = worker.app.serializers
+    tables = [worker.dedupe_table, worker.batch_table]
+    samples = [("list\x1fcontact-1", "f00d:2:442:1796447779"), ("é ü \u2028", '{"a": "b"}')]
+    try:
+        for table in tables:
+            for key, value in samples:
+                key_bytes, value_bytes = writer._encode(table, key, value)
+                assert key_bytes == serializers.dumps_key(
+                    table.key_type, key, serializer=table.key_serializer
+                )
+                assert value_bytes == serializers.dumps_value(
+                    table.value_type, value, serializer=table.value_serializer
+                )
+                assert value_bytes is not None
+                assert writer._decode_value(table, value_bytes) == serializers.loads_value(
+                    table.value_type, value_bytes, serializer=table.value_serializer
+                )
+            assert writer._codecs_for(table) is not None
+    finally:
+        await writer.stop()
