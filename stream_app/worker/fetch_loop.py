@@ -40,6 +40,8 @@ import faust
 from faust.transport.consumer import CONSUMER_FETCHING
 from faust.types import ConsumerT
 
+from stream_app.worker.standby import keep_standby_events
+
 logger = logging.getLogger(__name__)
 
 # The loop gives other tasks a turn after this many records of one fetch.
@@ -120,7 +122,16 @@ async def _room(queues: list[Any]) -> None:
 
 
 class WorkerApp(faust.App):
-    """A faust app whose consumer runs `drain_messages` as its fetch loop."""
+    """A faust app whose consumer runs `drain_messages` as its fetch loop.
+
+    It also keeps the standby changelog records that faust's recovery would drop when it
+    completes (`stream_app.worker.standby`).
+    """
+
+    async def on_start(self) -> None:
+        await super().on_start()
+        # Before the tables, and so their recovery, start.
+        keep_standby_events(self)
 
     def _new_consumer(self) -> ConsumerT:
         consumer = super()._new_consumer()
