@@ -1005,9 +1005,41 @@ class StreamWorker:
         The steps run without the lock. Their end takes it, so that records read again after a
         failure are not being classified at that moment.
         """
-        report = await self._flush_steps(runtime, batch)
+        try:
+            report = await self._flush_steps(runtime, batch)
+        except Exception:
+            async with runtime.lock:
+                self._read_again_after_error(runtime, batch)
+            raise
         async with runtime.lock:
             self._finish_flush(runtime, batch, report)
+
+    def _read_again_after_error(self, runtime: Runtime, failed: Batch) -> None:
+        """Leave a batch whose flush raised, and its partition's later records, to be read again.
+
+        The error then stops the intake agent once, as an inline flush would, and faust starts
+        it again. The batch and the partition's records not flushed yet are dropped without
+        being acknowledged, and the partition is sought back to the batch's first offset, so the
+        flush is tried again once the records come back. Their dedupe entries stay: each holds
+        its record's own position, which the records read again take for a replay.
+        """
+        partition = failed.partition
+        if runtime.flushes is not None:
+            runtime.flushes.cancel_waiting([partition])
+        runtime.buffer.pop_partition(partition)
+        first = failed.first_offset
+        self._drop(runtime.offsets.release_from(partition, first))
+        if self._stopping or self.app.rebalancing or self._is_stale(failed.records[-1].handle):
+            return
+        tp = TP(self.settings.topics.contact_events, partition)
+        self._continuity.note_seek(tp, first, time.monotonic())
+        logger.warning(
+            "Batch %s could not be flushed; reading partition %d again from offset %d",
+            failed.batch_id,
+            partition,
+            first,
+        )
+        self._seek(tp, first)
 
     def _finish_flush(self, runtime: Runtime, batch: Batch, report: FlushReport) -> None:
         """Record the batch's outcome, undo the dedupe writes of its failed records, and

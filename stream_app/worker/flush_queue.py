@@ -4,9 +4,10 @@ Each partition has one runner task that flushes its batches one at a time, in th
 closed; runners of different partitions overlap. The intake agent waits before it classifies
 another record while `max_waiting` batches wait for their runner, so memory stays bounded.
 
-An exception from a flush is kept and raised to the next caller of `submit`, `wait_for_room`
-or `join`, so the intake agent fails as it did when it flushed inline. The partition's runner
-stops, and its waiting batches stay unflushed, with their records unacknowledged.
+An exception from a flush is kept and raised once, to the next caller of `submit`,
+`wait_for_room` or `join`, so the intake agent fails as it did when it flushed inline, and faust
+restarts it. The partition's runner stops, and its waiting batches stay unflushed, with their
+records unacknowledged, until the next batch of that partition starts a runner again.
 """
 
 from __future__ import annotations
@@ -105,5 +106,6 @@ class FlushQueue:
         self._changed.set()
 
     def _raise_error(self) -> None:
-        if self._error is not None:
-            raise self._error
+        error, self._error = self._error, None
+        if error is not None:
+            raise error
