@@ -68,7 +68,7 @@ def encode_csv(
     lines = [_encode_record(column_names)]
     width = len(column_names)
     for index, row in enumerate(rows):
-        # A list of strings of the right length is encoded as it is; anything else goes through
+        # A list of strings of the right length is encoded as it is. Anything else goes through
         # `_row_values`, which maps it to a list or raises the error that names the problem.
         if type(row) is list and len(row) == width:
             try:
@@ -213,7 +213,7 @@ def detect_encoding(data: bytes) -> str:
     return best.encoding
 
 
-# A field is quoted when it holds a comma, a quote or any character for which str.isspace() is
+# A field is quoted when it contains a comma, a quote or any character for which str.isspace() is
 # true: `\s` of a str pattern is that same test, and covers CR and LF.
 _NEEDS_QUOTES = re.compile(r'[,"\s]')
 

@@ -174,9 +174,9 @@ class ChangelogWriter:
         """Return the codecs of a table with str keys and values, resolved once, or None.
 
         faust's serializer registry resolves the codec on every call, which cost a few
-        microseconds per record. For str keys and values it picks the codec as done here (the
-        table's serializer, else the app's, else raw) and applies it directly;
-        tests/worker/test_changelog.py checks that the bytes are equal.
+        microseconds per record. For str keys and values it picks the codec as done here: the
+        table's serializer, else the app's, else raw. tests/worker/test_changelog.py checks that
+        the bytes are equal.
         """
         try:
             return self._codecs[id(table)]

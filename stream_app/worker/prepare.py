@@ -4,7 +4,7 @@ The intake agent takes its events in chunks. Before it admits any of them, `prep
 event of the chunk, then finds the contact list of each, then maps and validates each upsert.
 These steps read nothing but the event, the mapping file and the contact list, so running them
 early changes no decision. Running each step over the whole chunk keeps its code and data in the
-CPU caches: on the 2-core machine of BENCHMARKS.md, decoding and validating 500 records step by
+CPU caches. On the 2-core machine of BENCHMARKS.md, decoding and validating 500 records step by
 step took about a quarter less time than handling each record from start to end.
 
 What the agent does with an event stays in event order and unchanged: admission, offsets,
@@ -45,7 +45,7 @@ class Checked:
 
 @dataclass(slots=True)
 class Prepared:
-    """What the pure steps found for one event.
+    """The pure steps' findings for one event.
 
     Exactly one of `decode_error`, a tombstone (`decoded` None with no error) or `decoded` holds.
     A decoded event has a `reference` (its contact list, or None when it names none and the
