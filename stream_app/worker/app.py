@@ -1020,7 +1020,7 @@ class StreamWorker:
         The error then stops the intake agent once, as an inline flush would, and faust starts
         it again. The batch and the partition's records not flushed yet are dropped without
         being acknowledged, and the partition is sought back to the batch's first offset, so the
-        flush is tried again once the records come back. Their dedupe entries stay: each holds
+        flush is tried again once the records come back. Their dedupe entries stay: each has
         its record's own position, which the records read again take for a replay.
         """
         partition = failed.partition
