@@ -456,6 +456,7 @@ def format_table(report: Mapping[str, Any]) -> str:
         ("ratio_to_peer", report["ratio_to_peer"]),
         ("faust_floor_rps", report["faust_floor_rps"]),
         ("faust_floor_to_ceiling", report["faust_floor_to_ceiling"]),
+        ("steps_us_per_record_beyond_intake", report["steps_us_per_record_beyond_intake"]),
         ("steps_bound_rps", report["steps_bound_rps"]),
         ("steps_bound_to_ceiling", report["steps_bound_to_ceiling"]),
         ("p50_ms (paced)", report["p50_ms"]),
@@ -467,7 +468,8 @@ def format_table(report: Mapping[str, Any]) -> str:
         ("api_calls_per_1000", report["api_calls_per_1000"]),
         ("api_calls_per_1000_steady", report["api_calls_per_1000_steady"]),
     ]
-    lines = [f"{name:<26} {value}" for name, value in rows]
+    width = max(len(name) for name, _ in rows)
+    lines = [f"{name:<{width}} {value}" for name, value in rows]
     lines.append("")
     for name, outcome in report["targets"].items():
         verdict = {True: "holds", False: "MISSED", None: "not measured"}[outcome["holds"]]
