@@ -1024,22 +1024,33 @@ class StreamWorker:
         its record's own position, which the records read again take for a replay.
         """
         partition = failed.partition
-        if runtime.flushes is not None:
-            runtime.flushes.cancel_waiting([partition])
-        runtime.buffer.pop_partition(partition)
         first = failed.first_offset
-        self._drop(runtime.offsets.release_from(partition, first))
+        self._leave_unflushed(runtime, partition, first)
         if self._stopping or self.app.rebalancing or self._is_stale(failed.records[-1].handle):
             return
-        tp = TP(self.settings.topics.contact_events, partition)
-        self._continuity.note_seek(tp, first, time.monotonic())
         logger.warning(
             "Batch %s could not be flushed; reading partition %d again from offset %d",
             failed.batch_id,
             partition,
             first,
         )
-        self._seek(tp, first)
+        self._seek_back(partition, first)
+
+    def _leave_unflushed(self, runtime: Runtime, partition: int, first: int) -> None:
+        """Drop the partition's waiting and open batches and its records from `first` on.
+
+        The records stay unacknowledged, so they are read again.
+        """
+        if runtime.flushes is not None:
+            runtime.flushes.cancel_waiting([partition])
+        runtime.buffer.pop_partition(partition)
+        self._drop(runtime.offsets.release_from(partition, first))
+
+    def _seek_back(self, partition: int, offset: int) -> None:
+        """Seek the contact-events partition back to `offset`, and tell the continuity guard."""
+        tp = TP(self.settings.topics.contact_events, partition)
+        self._continuity.note_seek(tp, offset, time.monotonic())
+        self._seek(tp, offset)
 
     def _finish_flush(self, runtime: Runtime, batch: Batch, report: FlushReport) -> None:
         """Record the batch's outcome, undo the dedupe writes of its failed records, and
@@ -1079,17 +1090,12 @@ class StreamWorker:
             or self._is_stale(failed.records[-1].handle)
         ):
             return
-        if runtime.flushes is not None:
-            runtime.flushes.cancel_waiting([partition])
-        runtime.buffer.pop_partition(partition)
         later.sort(key=lambda record: record.offset)
         for record in reversed(later):
             if record.handle is not None:
                 self._restore_dedupe_entries(record)
         first = later[0].offset
-        self._drop(runtime.offsets.release_from(partition, first))
-        tp = TP(self.settings.topics.contact_events, partition)
-        self._continuity.note_seek(tp, first, time.monotonic())
+        self._leave_unflushed(runtime, partition, first)
         logger.warning(
             "Batch %s failed; reading partition %d again from offset %d, because %d later "
             "records may have been deduplicated against it",
@@ -1098,7 +1104,7 @@ class StreamWorker:
             first,
             len(later),
         )
-        self._seek(tp, first)
+        self._seek_back(partition, first)
 
     def _done(self, runtime: Runtime, partition: int, offsets: list[int]) -> None:
         """Acknowledge, in offset order, the records whose outcome is now durable."""
