@@ -1,8 +1,8 @@
 """The worker's pure intake steps, for the reference runs of the performance benchmark.
 
-`classify` calls the functions that `StreamWorker._classify` and `StreamWorker._validate` call,
-in the same order and with the same arguments: `decode_message`, the mapping file's list look-up,
-`map_fields`, `ValidationOptions` and `validate_contact`. The contact list comes from a
+`classify` runs one message through the functions that the worker's `stream_app.worker.prepare`
+runs over a chunk, in the same order and with the same arguments: `decode_message`, the mapping
+file's list look-up and `check_contact` (mapping and validation). The contact list comes from a
 `ContactListSchema` read once before the timed run, where the worker reads it from its cache.
 `bench.ceiling` and `bench.peer_quix` use it, and `ReferenceConfig` is what `bench.run` hands
 them: the input topic's end offsets and the contact list, next to the worker's STREAM_APP_*
@@ -20,10 +20,10 @@ from typing import Any
 from schemas.reason import Reason
 from stream_app.errors import DecodeError
 from stream_app.intake.decode import DebeziumOptions, decode_message
-from stream_app.mapping import FieldMapping, map_fields
+from stream_app.mapping import FieldMapping
 from stream_app.settings import Settings
-from stream_app.validation.contact import ValidationOptions, ValidContact, validate_contact
 from stream_app.validation.contact_list import ContactListSchema
+from stream_app.worker.prepare import check_contact
 
 
 class Verdict(StrEnum):
@@ -122,16 +122,9 @@ def classify(
     if decoded.operation != "upsert":
         return Classified(Verdict.DELETE, decoded.contact_id, decoded.operation)
 
-    mapped, problems = map_fields(decoded.fields, list_mapping)
-    options = ValidationOptions(
-        phone_region=list_mapping.phone_region,
-        newline_policy=settings.validation.newline_policy,
-        id_column=list_mapping.id_column,
-    )
-    checked = validate_contact(mapped, schema, options)
-    if isinstance(checked, ValidContact) and not problems:
+    checked = check_contact(decoded, list_mapping, schema, settings.validation)
+    if checked.data is not None:
         return Classified(Verdict.VALID, decoded.contact_id, decoded.operation, checked.data)
-    reasons = [*problems, *([] if isinstance(checked, ValidContact) else checked)]
     return Classified(
-        Verdict.REJECTED, decoded.contact_id, decoded.operation, reasons=tuple(reasons)
+        Verdict.REJECTED, decoded.contact_id, decoded.operation, reasons=checked.reasons
     )
