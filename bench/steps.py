@@ -11,7 +11,7 @@ chunks of the size the intake agent takes, the way the agent does, and times eac
   to a Kafka record batch (never sent), in the order of `StreamWorker._dedupe`;
 - `batching`: the `BatchRecord` and `BatchBuffer.add`;
 - `flush`: `BatchFlusher.flush` for each closed batch, with the real `GenesysClient` on an
-  in-memory HTTP transport that answers at once, the real `BatchArchive` on an S3 client that
+  in-memory HTTP transport that responds at once, the real `BatchArchive` on an S3 client that
   stores nothing, and the result and dead letters serialised as the worker publishes them.
 
 Left out, because they are I/O or faust's: the fetch, faust's delivery of each event, the Kafka
@@ -140,7 +140,7 @@ class _Round:
         self.published = 0
 
     def _answer(self, request: httpx.Request) -> httpx.Response:
-        """Answer a token request or echo written contacts, and count the time spent here."""
+        """Return a token, or echo the written contacts, and add the time spent to the transport time."""
         started = time.perf_counter()
         if request.url.path.endswith("/oauth/token"):
             body = b'{"access_token": "bench", "token_type": "bearer", "expires_in": 86400}'
@@ -269,25 +269,30 @@ class _Round:
 async def run_steps(config: ReferenceConfig, settings: Settings, rounds: int) -> dict[str, Any]:
     """Read the configured records, time `rounds` passes of the steps, and return the figures."""
     if settings.mapping_file is None:
-        raise ValueError("STREAM_APP_MAPPING_FILE is not set")
+        raise ValueError(
+            "STREAM_APP_MAPPING_FILE is not set; run bench.steps through bench.run, which sets it"
+        )
     mapping = load_mapping(settings.mapping_file)
     schema = config.contact_list()
     values = await read_values(config, settings)
     if not values:
         raise ValueError(f"topic {config.topic} has no records up to {config.end_offsets}")
-    # The worker reads the partitions side by side; their order does not change the step costs.
+
+    # The values come partition by partition, where the worker reads the partitions side by
+    # side. The order does not change what each step costs.
     best: dict[str, float] = {}
     outcomes: Counter[str] = Counter()
     for _ in range(rounds):
         db_path = _fresh_directory(Path(config.work_dir))
         try:
-            one = _Round(settings, mapping, schema, db_path, config)
-            await one.run(values)
+            timed = _Round(settings, mapping, schema, db_path, config)
+            await timed.run(values)
         finally:
             shutil.rmtree(db_path, ignore_errors=True)
         for step in STEPS:
-            best[step] = min(best.get(step, float("inf")), one.seconds[step])
-        outcomes = one.outcomes
+            best[step] = min(best.get(step, float("inf")), timed.seconds[step])
+        outcomes = timed.outcomes
+
     per_record = {step: round(best[step] / len(values) * 1e6, 2) for step in STEPS}
     beyond_intake = sum(per_record[step] for step in STEPS if step != "intake")
     return {
